@@ -1,0 +1,79 @@
+# redkv - see README.md. C99, POSIX. `make`, `make test`, `make demo`, `make bench`, ...
+CC      ?= cc
+OPT     ?= -O2
+WERROR  ?= -Werror
+CSTD    ?= -std=c99
+PREFIX  ?= /usr/local
+BUILD   ?= build
+VERSION := 0.1.0
+SONAME  := libredkv.so.0
+
+# Small-target switches (see README, "Embedded"): e.g. make DEFS=-DREDKV_NO_THREADS
+DEFS    ?=
+CPPFLAGS += -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Iresp -Inet -Istore $(DEFS)
+CFLAGS  += $(CSTD) $(OPT) -g -Wall -Wextra -Wshadow -Wvla $(WERROR) -fvisibility=hidden
+LDLIBS_LIB := -lpthread
+
+ifeq ($(SANITIZE),1)
+BUILD   := build-san
+CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+LIB_SRC := $(wildcard resp/*.c) $(wildcard net/*.c) $(wildcard store/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
+CLI_SRC := $(wildcard cli/*.c)
+TEST_SRC := $(wildcard tests/*.c)
+EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+
+all: $(BUILD)/libredkv.a $(BUILD)/libredkv.so $(if $(CLI_SRC),$(BUILD)/redkv) $(EXAMPLES)
+
+$(BUILD)/obj/%.o: %.c $(wildcard include/*.h resp/*.h net/*.h store/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/pic/%.o: %.c $(wildcard include/*.h resp/*.h net/*.h store/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -fPIC -c $< -o $@
+
+$(BUILD)/libredkv.a: $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@
+	$(AR) rcs $@ $^
+
+$(BUILD)/libredkv.so: $(PIC_OBJ)
+	$(CC) -shared -Wl,-soname,$(SONAME) $(LDFLAGS) -o $@ $^ $(LDLIBS_LIB)
+
+$(BUILD)/redkv: $(CLI_SRC) $(BUILD)/libredkv.a include/redkv.h
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(CLI_SRC) $(BUILD)/libredkv.a $(LDLIBS_LIB)
+
+$(BUILD)/examples/%: examples/%.c $(BUILD)/libredkv.a include/redkv.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libredkv.a $(LDLIBS_LIB)
+
+# One Criterion binary holds every test, so `make test` ends with one summary line.
+$(BUILD)/tests/redkv-tests: $(TEST_SRC) $(wildcard tests/*.h) $(BUILD)/libredkv.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) -Itests $(CFLAGS) -Wno-missing-field-initializers $(LDFLAGS) -o $@ \
+		$(TEST_SRC) $(BUILD)/libredkv.a -lcriterion $(LDLIBS_LIB)
+
+# The tests find the built tools through these.
+TEST_ENV = REDKV_BUILD=$(CURDIR)/$(BUILD) REDKV_SRC=$(CURDIR)
+TEST_JOBS ?= 2
+TEST_ARGS ?=
+
+test: all $(BUILD)/tests/redkv-tests
+ifeq ($(VALGRIND),1)
+	$(TEST_ENV) REDKV_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
+		--errors-for-leak-kinds=definite,indirect --trace-children=yes \
+		--trace-children-skip='*redis-server*,*redis-cli*,/bin/*,/usr/bin/*' \
+		$(BUILD)/tests/redkv-tests --jobs $(TEST_JOBS) $(TEST_ARGS)
+else
+	$(TEST_ENV) $(BUILD)/tests/redkv-tests --jobs $(TEST_JOBS) $(TEST_ARGS)
+endif
+
+clean:
+	rm -rf build build-san build-*
+
+.PHONY: all test clean

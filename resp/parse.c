@@ -1,0 +1,225 @@
+/* parse.c - an incremental RESP2 parser that never allocates for scalar replies.
+ *
+ * A reply is kept as a flat pre-order list of nodes; strings are offsets into the reply's
+ * bytes until the reply completes, so the caller may move its buffer between calls. Only
+ * complete elements become nodes, and parsing resumes at the first incomplete one. */
+#include <string.h>
+
+#include "resp.h"
+
+#define NODES(p) ((p)->nodes ? (p)->nodes : (p)->inline_nodes)
+#define INLINE_NODES (sizeof(((resp_parser *)0)->inline_nodes) / sizeof(resp_reply))
+
+static size_t pick(size_t v, size_t dflt) { return v ? v : dflt; }
+
+void resp_parser_init(resp_parser *p, const resp_limits *lim)
+{
+    memset(p, 0, sizeof *p);
+    if (lim)
+        p->lim = *lim;
+    p->lim.max_bulk = pick(p->lim.max_bulk, RESP_DEFAULT_MAX_BULK);
+    p->lim.max_elements = pick(p->lim.max_elements, RESP_DEFAULT_MAX_ELEMENTS);
+    p->lim.max_depth = pick(p->lim.max_depth, RESP_DEFAULT_MAX_DEPTH);
+    p->lim.max_line = pick(p->lim.max_line, RESP_DEFAULT_MAX_LINE);
+    if (p->lim.max_depth > RESP_HARD_MAX_DEPTH)
+        p->lim.max_depth = RESP_HARD_MAX_DEPTH;
+    p->cap = INLINE_NODES;
+}
+
+void resp_parser_reset(resp_parser *p)
+{
+    p->nnodes = p->pos = p->scan = p->depth = p->want = 0;
+}
+
+void resp_parser_free(resp_parser *p)
+{
+    resp_free(p->nodes);
+    p->nodes = NULL;
+    p->cap = INLINE_NODES;
+    resp_parser_reset(p);
+}
+
+const char *resp_parser_error(const resp_parser *p) { return p->error ? p->error : "no error"; }
+size_t resp_parser_want(const resp_parser *p) { return p->want; }
+
+const resp_reply *resp_element(const resp_reply *a, size_t i)
+{
+    const resp_reply *e = a + 1;
+    while (i--)
+        e += e->span;
+    return e;
+}
+
+static long long fail(resp_parser *p, const char *why)
+{
+    p->error = why;
+    resp_parser_reset(p);
+    return RESP_EPROTO;
+}
+
+/* Parses a whole line as a signed decimal with no sign but '-', no spaces, no overflow. */
+static int parse_ll(const char *s, size_t n, long long *out)
+{
+    int neg = n > 0 && s[0] == '-';
+    size_t i = (size_t)neg;
+    unsigned long long v = 0, max = neg ? 9223372036854775808ull : 9223372036854775807ull;
+    if (i == n || n - i > 19)
+        return -1;
+    for (; i < n; i++) {
+        unsigned d = (unsigned char)s[i] - '0';
+        if (d > 9 || v > (max - d) / 10)
+            return -1;
+        v = v * 10 + d;
+    }
+    *out = neg ? (long long)(0ull - v) : (long long)v;
+    return 0;
+}
+
+/* Finds the line starting at p->pos. Returns 1 and sets *eol to the CR's offset when a
+   whole "...\r\n" is there, 0 when more bytes are needed, -1 on a protocol error. */
+static int find_line(resp_parser *p, const char *buf, size_t len, size_t *eol)
+{
+    size_t from = p->scan > p->pos ? p->scan : p->pos;
+    const char *cr = memchr(buf + from, '\r', len - from);
+    size_t end = cr ? (size_t)(cr - buf) : len;
+    if (memchr(buf + from, '\n', end - from)) {
+        fail(p, "line ends with LF without CR");
+        return -1;
+    }
+    if (end - p->pos > p->lim.max_line + 1) {
+        fail(p, "line longer than the limit");
+        return -1;
+    }
+    if (!cr || end + 1 >= len) {
+        p->scan = end;            /* resume the search here; the CR, if any, is seen again */
+        p->want = 0;
+        return 0;
+    }
+    if (buf[end + 1] != '\n') {
+        fail(p, "CR not followed by LF");
+        return -1;
+    }
+    *eol = end;
+    return 1;
+}
+
+static resp_reply *new_node(resp_parser *p)
+{
+    if (p->nnodes == p->cap) {
+        size_t cap = p->cap * 2;
+        resp_reply *n = resp_realloc(p->nodes, cap * sizeof *n);
+        if (!n)
+            return NULL;
+        if (!p->nodes)
+            memcpy(n, p->inline_nodes, sizeof p->inline_nodes);
+        p->nodes = n;
+        p->cap = cap;
+    }
+    resp_reply *r = &NODES(p)[p->nnodes++];
+    memset(r, 0, sizeof *r);
+    r->span = 1;
+    return r;
+}
+
+/* Counts the completed element against the open arrays; returns 1 when the reply is done. */
+static int complete_element(resp_parser *p)
+{
+    resp_reply *nodes = NODES(p);
+    while (p->depth > 0) {
+        size_t top = p->depth - 1;
+        if (--p->stack[top].left > 0)
+            return 0;
+        nodes[p->stack[top].node].span = p->nnodes - p->stack[top].node;
+        p->depth--;
+    }
+    return 1;
+}
+
+/* Parses one element at p->pos: 1 with a node added, 0 partial, < 0 error. */
+static long long parse_element(resp_parser *p, const char *buf, size_t len)
+{
+    size_t eol;
+    int found = find_line(p, buf, len, &eol);
+    if (found <= 0)
+        return found < 0 ? RESP_EPROTO : 0;
+    char type = buf[p->pos];
+    const char *body = buf + p->pos + 1;
+    size_t body_len = eol - p->pos - 1, next = eol + 2;
+    long long n = 0;
+
+    if (type != '+' && type != '-' && parse_ll(body, body_len, &n))
+        return type == ':' || type == '$' || type == '*' ? fail(p, "bad number in reply")
+                                                         : fail(p, "unknown reply type byte");
+    if (type == '$' && n >= 0) {
+        if ((unsigned long long)n > p->lim.max_bulk)
+            return fail(p, "bulk string longer than the limit");
+        if (len - next < (size_t)n + 2) {
+            p->want = next + (size_t)n + 2;
+            return 0;
+        }
+        if (buf[next + n] != '\r' || buf[next + n + 1] != '\n')
+            return fail(p, "bulk string without CRLF after its length");
+    }
+    if (type == '*' && n > 0) {
+        if ((unsigned long long)n > p->lim.max_elements)
+            return fail(p, "array longer than the limit");
+        if (p->depth >= p->lim.max_depth)
+            return fail(p, "arrays nested deeper than the limit");
+        if (p->nnodes + (size_t)n > 2 * p->lim.max_elements + p->lim.max_depth)
+            return fail(p, "reply has more elements than the limit");
+    }
+    if ((type == '$' || type == '*') && n < -1)
+        return fail(p, "negative length");
+
+    resp_reply *r = new_node(p);
+    if (!r)
+        return RESP_ENOMEM;
+    switch (type) {
+    case '+': r->type = RESP_STRING; r->off = p->pos + 1; r->len = body_len; break;
+    case '-': r->type = RESP_ERROR; r->off = p->pos + 1; r->len = body_len; break;
+    case ':': r->type = RESP_INTEGER; r->integer = n; break;
+    case '$':
+        if (n < 0) {
+            r->type = RESP_NIL;
+        } else {
+            r->type = RESP_BULK; r->off = next; r->len = (size_t)n;
+            next += (size_t)n + 2;
+        }
+        break;
+    case '*':
+        r->type = n < 0 ? RESP_NIL_ARRAY : RESP_ARRAY;
+        r->len = n < 0 ? 0 : (size_t)n;
+        break;
+    default:
+        p->nnodes--;
+        return fail(p, "unknown reply type byte");
+    }
+    p->pos = next;
+    p->want = 0;
+    if (r->type == RESP_ARRAY && n > 0) {
+        p->stack[p->depth].node = p->nnodes - 1;
+        p->stack[p->depth].left = (size_t)n;
+        p->depth++;
+        return 2;                  /* an open array: no element completed yet */
+    }
+    return 1;
+}
+
+long long resp_parse(resp_parser *p, const char *buf, size_t len, const resp_reply **out)
+{
+    while (p->pos < len) {
+        long long got = parse_element(p, buf, len);
+        if (got <= 0)
+            return got == 0 ? RESP_PARTIAL : got;
+        if (got == 2 || !complete_element(p))
+            continue;
+        resp_reply *nodes = NODES(p);
+        for (size_t i = 0; i < p->nnodes; i++)
+            nodes[i].str = nodes[i].off ? buf + nodes[i].off : NULL;
+        long long used = (long long)p->pos;
+        *out = nodes;
+        resp_parser_reset(p);
+        return used;
+    }
+    return RESP_PARTIAL;
+}

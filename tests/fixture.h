@@ -1,0 +1,45 @@
+/* fixture.h - a private redis-server for each test, and a plain-socket client to poke it.
+ *
+ * srv_start forks redis-server on a free TCP port and a unix socket in a fresh temp dir,
+ * with no persistence, and waits until it answers PING. srv_stop kills it and removes the
+ * dir. The server gets PR_SET_PDEATHSIG, so it dies with the test process even when a test
+ * crashes before srv_stop runs. */
+#ifndef REDKV_TEST_FIXTURE_H
+#define REDKV_TEST_FIXTURE_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+typedef struct test_server {
+    pid_t pid;
+    int port;
+    char dir[128];
+    char sock[192];      /* unix socket path */
+    char url[64];        /* redis://127.0.0.1:port */
+    char unix_url[224];  /* unix://<sock> */
+} test_server;
+
+/* Starts a server; extra is a NULL-terminated list of further redis-server arguments
+   ("--requirepass", "pw", NULL), or NULL. Returns 0, or -1 (and prints why). */
+int srv_start(test_server *s, const char *const *extra);
+void srv_stop(test_server *s);
+void srv_pause(test_server *s);    /* SIGSTOP */
+void srv_resume(test_server *s);   /* SIGCONT */
+
+/* Runs one command over a fresh plain socket (codec only, no redkv net layer) and writes
+   the reply into out as text: simple/bulk strings as is, integers as decimal, nil as
+   "(nil)", errors as "ERR...", arrays as their elements joined by '\n'. Returns the reply
+   type (RESP_*), or -1 when the server could not be reached. A NULL-terminated argv. */
+int srv_call(const test_server *s, char *out, size_t cap, const char *const *argv);
+/* The same with binary arguments. */
+int srv_callv(const test_server *s, char *out, size_t cap, int argc, const void *const *argv,
+              const size_t *lens);
+
+/* Convenience: srv_call with a compound literal argv. */
+#define SRV(s, out, ...) srv_call((s), (out), sizeof(out), (const char *const[]){__VA_ARGS__, NULL})
+
+/* Path of a built artefact: $REDKV_BUILD/<name> (or build/<name>). */
+const char *build_path(const char *name);
+long long now_ms(void);
+
+#endif
