@@ -77,3 +77,6 @@ clean:
 	rm -rf build build-san build-*
 
 .PHONY: all test clean
+
+# Further targets live beside what they build (fuzz, bench, demo, install, embedded).
+-include $(wildcard mk/*.mk)
