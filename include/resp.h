@@ -10,15 +10,21 @@
 extern "C" {
 #endif
 
+#if defined(__GNUC__)
+#define RESP_API __attribute__((visibility("default")))
+#else
+#define RESP_API
+#endif
+
 /* ---- memory ------------------------------------------------------------------------ */
 
 /* Every allocation of redkv (codec, net, store) goes through these; redkv_set_allocator
    sets them. NULL arguments restore the libc functions. Call before any other use. */
-void resp_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+RESP_API void resp_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                         void (*free_fn)(void *));
-void *resp_malloc(size_t n);
-void *resp_realloc(void *p, size_t n);
-void resp_free(void *p);
+RESP_API void *resp_malloc(size_t n);
+RESP_API void *resp_realloc(void *p, size_t n);
+RESP_API void resp_free(void *p);
 
 /* ---- encoder ----------------------------------------------------------------------- */
 
@@ -29,24 +35,24 @@ typedef struct resp_buf {
     size_t cap;
 } resp_buf;
 
-int resp_buf_reserve(resp_buf *b, size_t extra);   /* room for extra more bytes: 0, or -1 (no memory) */
-void resp_buf_free(resp_buf *b);                    /* releases the memory; b is zeroed */
+RESP_API int resp_buf_reserve(resp_buf *b, size_t extra);   /* room for extra more bytes: 0, or -1 (no memory) */
+RESP_API void resp_buf_free(resp_buf *b);                    /* releases the memory; b is zeroed */
 
 /* Appends one command, an array of argc binary-safe bulk strings, to b.
    0, or -1 when memory ran out (b is left as it was). */
-int resp_encode(resp_buf *b, int argc, const void *const *argv, const size_t *argvlen);
+RESP_API int resp_encode(resp_buf *b, int argc, const void *const *argv, const size_t *argvlen);
 
 /* The pieces resp_encode is made of, for callers that build a command in place without
    gathering pointers first. Each returns 0, or -1 when memory ran out; the caller must have
    reserved nothing: each piece reserves its own room. */
-int resp_encode_header(resp_buf *b, int argc);                             /* "*argc\r\n" */
-int resp_encode_arg(resp_buf *b, const void *p, size_t n);                 /* "$n\r\n<p>\r\n" */
-int resp_encode_arg2(resp_buf *b, const void *p1, size_t n1,
+RESP_API int resp_encode_header(resp_buf *b, int argc);                             /* "*argc\r\n" */
+RESP_API int resp_encode_arg(resp_buf *b, const void *p, size_t n);                 /* "$n\r\n<p>\r\n" */
+RESP_API int resp_encode_arg2(resp_buf *b, const void *p1, size_t n1,
                      const void *p2, size_t n2);                           /* one bulk: p1 then p2 */
-int resp_encode_int(resp_buf *b, long long v);                             /* a bulk of v's digits */
+RESP_API int resp_encode_int(resp_buf *b, long long v);                             /* a bulk of v's digits */
 
 /* Writes v in decimal at out (room for 21 bytes); returns the number of bytes written. */
-size_t resp_format_ll(char *out, long long v);
+RESP_API size_t resp_format_ll(char *out, long long v);
 
 /* ---- parser ------------------------------------------------------------------------ */
 
@@ -107,25 +113,25 @@ typedef struct resp_parser {
 } resp_parser;
 
 /* Prepares p; lim may be NULL (defaults). Cannot fail. */
-void resp_parser_init(resp_parser *p, const resp_limits *lim);
-void resp_parser_free(resp_parser *p);     /* releases array nodes; p may be re-initialised */
-void resp_parser_reset(resp_parser *p);    /* forgets a partial reply */
+RESP_API void resp_parser_init(resp_parser *p, const resp_limits *lim);
+RESP_API void resp_parser_free(resp_parser *p);     /* releases array nodes; p may be re-initialised */
+RESP_API void resp_parser_reset(resp_parser *p);    /* forgets a partial reply */
 
 /* Parses one reply from buf[0..len). buf must begin where the current reply begins, and
    after RESP_PARTIAL hold the same bytes again (it may have moved) plus any more.
    Returns the bytes consumed (> 0) with *out set to the reply (valid until the next call
    on p, and while buf's bytes stay), or RESP_PARTIAL, RESP_EPROTO, RESP_ENOMEM.
    Work done on a partial reply is not repeated: a slow sender cannot make it quadratic. */
-long long resp_parse(resp_parser *p, const char *buf, size_t len, const resp_reply **out);
+RESP_API long long resp_parse(resp_parser *p, const char *buf, size_t len, const resp_reply **out);
 
 /* Element i (0-based, < a->len) of array a. */
-const resp_reply *resp_element(const resp_reply *a, size_t i);
+RESP_API const resp_reply *resp_element(const resp_reply *a, size_t i);
 
 /* Bytes the parser needs at least before the current reply can complete (beyond len it
    was last given), a hint for sizing reads; 0 when unknown. */
-size_t resp_parser_want(const resp_parser *p);
+RESP_API size_t resp_parser_want(const resp_parser *p);
 
-const char *resp_parser_error(const resp_parser *p);   /* why RESP_EPROTO, in words */
+RESP_API const char *resp_parser_error(const resp_parser *p);   /* why RESP_EPROTO, in words */
 
 #ifdef __cplusplus
 }

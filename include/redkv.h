@@ -1,0 +1,155 @@
+/* redkv.h - a namespaced key/value store on Redis, with the semantics of Litestar's
+ * RedisStore. If a function is not declared here, it is not part of the public API.
+ *
+ * Every call returns a status: REDKV_OK (0), a positive outcome (MISSING, PERSISTENT), or
+ * a negative error; after an error, redkv_last_error() says what went wrong, in words, for
+ * the calling thread. Keys and values are binary (any bytes, NUL included). Durations are
+ * milliseconds. */
+#ifndef REDKV_H
+#define REDKV_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && !defined(REDKV_STATIC_ONLY)
+#define REDKV_API __attribute__((visibility("default")))
+#else
+#define REDKV_API
+#endif
+
+#define REDKV_DEFAULT_URL       "redis://localhost:6379"
+#define REDKV_DEFAULT_NAMESPACE "LITESTAR"
+
+typedef struct redkv redkv;   /* one namespace over a client that its children share */
+
+/* The status codes; redkv_strerror gives each a short text (one table makes both). */
+#define REDKV_STATUS_TABLE(X)                                                              \
+    X(OK,          0, "success")                                                           \
+    X(MISSING,     1, "no such key")                                                       \
+    X(PERSISTENT,  2, "the key has no expiry")                                             \
+    X(EINVAL,     -1, "invalid argument")                                                  \
+    X(ECONFIG,    -2, "improperly configured")                                             \
+    X(ECONN,      -3, "connection failed or lost")                                         \
+    X(ETIMEDOUT,  -4, "timed out")                                                         \
+    X(EPROTO,     -5, "protocol error")                                                    \
+    X(ESERVER,    -6, "server error")                                                      \
+    X(EAUTH,      -7, "authentication or database selection refused")                      \
+    X(ENOMEM,     -8, "out of memory")                                                     \
+    X(ETOOBIG,    -9, "value too large")
+
+enum {
+    REDKV_OK         =  0,
+    REDKV_MISSING    =  1,  /* get, expires_in: no such key (or it expired) */
+    REDKV_PERSISTENT =  2,  /* expires_in: the key exists and has no expiry */
+    REDKV_EINVAL     = -1,  /* bad argument; nothing was sent */
+    REDKV_ECONFIG    = -2,  /* improperly configured: bad URL, delete_all with no namespace */
+    REDKV_ECONN      = -3,  /* could not connect, or the connection was lost */
+    REDKV_ETIMEDOUT  = -4,  /* no answer within the timeout */
+    REDKV_EPROTO     = -5,  /* the server's bytes broke RESP; that connection is dropped */
+    REDKV_ESERVER    = -6,  /* the server answered with an error reply */
+    REDKV_EAUTH      = -7,  /* AUTH or SELECT refused */
+    REDKV_ENOMEM     = -8,
+    REDKV_ETOOBIG    = -9,  /* value larger than the caller's buffer or a configured limit */
+};
+
+typedef struct {
+    const char *url;          /* NULL: REDKV_DEFAULT_URL. redis://[[user]:password@]host[:port][/db],
+                                 unix:///path/to/socket[?db=N]; IPv6 hosts in [brackets] */
+    int db;                   /* <= 0: from the URL (else 0); > 0: that database */
+    int port;                 /* <= 0: from the URL (else 6379) */
+    const char *username;     /* NULL: from the URL */
+    const char *password;     /* NULL: from the URL */
+    const char *ns;           /* NULL: REDKV_DEFAULT_NAMESPACE, unless no_namespace */
+    bool no_namespace;        /* keys are used as given; delete_all is refused */
+    int connect_timeout_ms;   /* 0: a sane default (5000) */
+    int command_timeout_ms;   /* 0: a sane default (5000); bounds every wait for the server (each
+                                 round trip; delete_all makes many) */
+    int pool_size;            /* 0: a default (4); connections shared by threads */
+    /* Added after the contract's fields (append only): */
+    size_t max_value_len;     /* 0: 512 MiB; a longer bulk reply is EPROTO, a longer value ETOOBIG */
+    int scan_count;           /* 0: 1000; keys asked of each SCAN step of delete_all */
+    void (*progress)(uint64_t deleted, void *arg);  /* delete_all: called after each batch */
+    void *progress_arg;
+} redkv_options;
+
+/* Opens a client and a store on it (Litestar's with_client). Does not connect yet: the
+   first operation does. opt may be NULL: every default. ECONFIG for a bad URL. */
+REDKV_API int redkv_open(redkv **out, const redkv_options *opt);
+/* A store for the child namespace NS_ns (or ns when s has none) sharing s's client. */
+REDKV_API int redkv_with_namespace(redkv *parent, const char *ns, redkv **out);
+/* Releases s; the shared client is shut down when the last store closes. NULL: no-op. */
+REDKV_API void redkv_close(redkv *s);
+/* The namespace, or NULL when there is none. Valid while s is. */
+REDKV_API const char *redkv_namespace(const redkv *s);
+
+#define REDKV_KEEP_TTL 1u
+/* Stores val at key; expires after expires_in_ms (> 0), never (0), or keeps the key's
+   current expiry (REDKV_KEEP_TTL, with expires_in_ms 0). */
+REDKV_API int redkv_set(redkv *s, const void *key, size_t klen, const void *val, size_t vlen,
+                        int64_t expires_in_ms, unsigned flags);
+/* The value (free *val with redkv_free; it has a NUL after vlen bytes), or MISSING.
+   renew_for_ms > 0 resets a key's expiry to that, atomically with the read, if it has one. */
+REDKV_API int redkv_get(redkv *s, const void *key, size_t klen, int64_t renew_for_ms,
+                        void **val, size_t *vlen);
+/* ditto, into buf: no allocation; ETOOBIG sets *vlen to the size needed (nothing is copied,
+   and the renewal, if asked, has happened). */
+REDKV_API int redkv_get_into(redkv *s, const void *key, size_t klen, int64_t renew_for_ms,
+                             void *buf, size_t cap, size_t *vlen);
+/* Removes key; a missing key is no error. */
+REDKV_API int redkv_delete(redkv *s, const void *key, size_t klen);
+/* Removes every key of the namespace and its descendants (NS:* and NS_*:*), incrementally.
+   ECONFIG when s has no namespace. */
+REDKV_API int redkv_delete_all(redkv *s);
+/* 1, 0, or an error < 0. */
+REDKV_API int redkv_exists(redkv *s, const void *key, size_t klen);
+/* OK with *ms left, PERSISTENT (no expiry), or MISSING. */
+REDKV_API int redkv_expires_in(redkv *s, const void *key, size_t klen, int64_t *ms);
+REDKV_API void redkv_free(void *p);                 /* frees what redkv_get returned */
+REDKV_API const char *redkv_strerror(int status);   /* a short text for a status */
+REDKV_API const char *redkv_last_error(void);       /* the calling thread's last error, in words */
+
+/* ---- asynchronous use --------------------------------------------------------------- */
+
+/* Called exactly once per accepted request. status: as the blocking form returns it.
+   get: val/vlen hold the value (valid only during the callback); exists: n is 1 or 0;
+   expires_in: n is the milliseconds left (status OK), else status PERSISTENT or MISSING;
+   delete: n is the number of keys removed; set: n is 0. */
+typedef void redkv_cb(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg);
+
+/* Queue a request; 0 when queued (the callback will run from redkv_process), or an error < 0
+   when refused at once (EINVAL, ENOMEM), and then the callback is never called. */
+REDKV_API int redkv_set_async(redkv *s, const void *key, size_t klen, const void *val, size_t vlen,
+                              int64_t expires_in_ms, unsigned flags, redkv_cb *cb, void *arg);
+REDKV_API int redkv_get_async(redkv *s, const void *key, size_t klen, int64_t renew_for_ms,
+                              redkv_cb *cb, void *arg);
+REDKV_API int redkv_delete_async(redkv *s, const void *key, size_t klen, redkv_cb *cb, void *arg);
+REDKV_API int redkv_exists_async(redkv *s, const void *key, size_t klen, redkv_cb *cb, void *arg);
+REDKV_API int redkv_expires_in_async(redkv *s, const void *key, size_t klen, redkv_cb *cb,
+                                     void *arg);
+
+/* Driving from any event loop. The asynchronous requests of one client (every store derived
+   from one redkv_open) share one connection of their own, pipelined, and are driven from one
+   thread at a time; the blocking calls keep using the pool. */
+enum { REDKV_READ = 1, REDKV_WRITE = 2 };
+REDKV_API int redkv_fd(redkv *s);          /* the descriptor to watch, or -1 when none is open */
+REDKV_API int redkv_events(redkv *s);      /* REDKV_READ | REDKV_WRITE: what to wait for now */
+/* Does the ready I/O, connects, runs callbacks, expires requests past their timeout;
+   0, or the connection error it has just delivered to callbacks. EINVAL from a callback. */
+REDKV_API int redkv_process(redkv *s, int events);
+REDKV_API int redkv_timeout_ms(redkv *s);  /* ms until redkv_process must run anyway; -1: none */
+REDKV_API int redkv_pending(redkv *s);     /* the caller's requests queued or in flight */
+
+/* Where memory comes from, for targets with their own heap; call before any open.
+   NULL arguments restore libc's functions. */
+REDKV_API void redkv_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
+                                   void (*free_fn)(void *));
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,243 @@
+/* url.c - reads a Redis URL the way redis-py does, then applies the options' overrides.
+ * Messages never repeat the userinfo part, which may hold a password. */
+#include <string.h>
+
+#include "net.h"
+
+#define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_POOL_SIZE  4
+
+static char *dup_range(const char *s, size_t n)
+{
+    char *d = resp_malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+static int hex_digit(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decodes s[0..n) into a new string; a '%' not followed by two hex digits is kept
+   as is, as Python's unquote does. */
+static char *dup_decoded(const char *s, size_t n)
+{
+    char *d = resp_malloc(n + 1), *o = d;
+    if (!d)
+        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (s[i] == '%' && i + 2 < n && (hi = hex_digit(s[i + 1])) >= 0 && (lo = hex_digit(s[i + 2])) >= 0) {
+            *o++ = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = 0;
+    return d;
+}
+
+/* A whole non-negative decimal no larger than max; -1 otherwise. */
+static long parse_number(const char *s, size_t n, long max)
+{
+    long v = 0;
+    if (n == 0 || n > 10)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v <= max ? v : -1;
+}
+
+/* user:password@ -> both; :password@ -> password; user@ -> user. */
+static int parse_userinfo(rk_config *cfg, const char *s, size_t n)
+{
+    const char *colon = memchr(s, ':', n);
+    size_t ulen = colon ? (size_t)(colon - s) : n;
+    if (ulen && !(cfg->user = dup_decoded(s, ulen)))
+        return REDKV_ENOMEM;
+    if (colon && !(cfg->pass = dup_decoded(colon + 1, n - ulen - 1)))
+        return REDKV_ENOMEM;
+    return REDKV_OK;
+}
+
+static int parse_query(rk_config *cfg, const char *q, size_t n)
+{
+    while (n) {
+        const char *amp = memchr(q, '&', n);
+        size_t len = amp ? (size_t)(amp - q) : n;
+        if (len < 3 || memcmp(q, "db=", 3) != 0)
+            return rk_error(REDKV_ECONFIG, "bad URL: the only query parameter is db=N");
+        long db = parse_number(q + 3, len - 3, 0x7fffffff);
+        if (db < 0)
+            return rk_error(REDKV_ECONFIG, "bad URL: db must be a non-negative number");
+        cfg->db = (int)db;
+        q += len + (amp != NULL);
+        n -= len + (amp != NULL);
+    }
+    return REDKV_OK;
+}
+
+/* host[:port] or [v6][:port] */
+static int parse_hostport(rk_config *cfg, const char *s, size_t n)
+{
+    const char *host = s, *port = NULL;
+    size_t hlen = n;
+    if (n && s[0] == '[') {
+        const char *close = memchr(s, ']', n);
+        if (!close)
+            return rk_error(REDKV_ECONFIG, "bad URL: unbalanced [ in the host");
+        host = s + 1;
+        hlen = (size_t)(close - host);
+        if (close + 1 < s + n) {
+            if (close[1] != ':')
+                return rk_error(REDKV_ECONFIG, "bad URL: junk after the IPv6 address");
+            port = close + 2;
+        }
+    } else {
+        const char *colon = memchr(s, ':', n);
+        if (memchr(s, '[', n) || memchr(s, ']', n))
+            return rk_error(REDKV_ECONFIG, "bad URL: unbalanced brackets in the host");
+        if (colon) {
+            hlen = (size_t)(colon - s);
+            port = colon + 1;
+        }
+    }
+    if (port) {
+        long v = parse_number(port, (size_t)(s + n - port), 65535);
+        if (v <= 0)
+            return rk_error(REDKV_ECONFIG, "bad URL: the port must be a number from 1 to 65535");
+        cfg->port = (int)v;
+    }
+    for (size_t i = 0; i < hlen; i++)
+        if (host[i] == '/' || host[i] == '@' || host[i] == ' ' || host[i] == '%')
+            return rk_error(REDKV_ECONFIG, "bad URL: bad character in the host");
+    cfg->host = hlen ? dup_range(host, hlen) : dup_range("localhost", 9);
+    return cfg->host ? REDKV_OK : REDKV_ENOMEM;
+}
+
+static int parse_db_path(rk_config *cfg, const char *s, size_t n)
+{
+    if (n <= 1)                               /* "" or "/" */
+        return REDKV_OK;
+    long db = parse_number(s + 1, n - 1, 0x7fffffff);
+    if (db < 0)
+        return rk_error(REDKV_ECONFIG, "bad URL: the database must be a non-negative number");
+    cfg->db = (int)db;
+    return REDKV_OK;
+}
+
+static int parse_url(rk_config *cfg, const char *url)
+{
+    const char *sep = strstr(url, "://");
+    if (!sep)
+        return rk_error(REDKV_ECONFIG, "bad URL: expected redis://host[:port][/db] or unix:///path");
+    size_t scheme_len = (size_t)(sep - url);
+    int is_unix = scheme_len == 4 && memcmp(url, "unix", 4) == 0;
+    if (scheme_len == 6 && memcmp(url, "rediss", 6) == 0)
+        return rk_error(REDKV_ECONFIG, "rediss:// needs TLS, which redkv does not build in");
+    if (!is_unix && !(scheme_len == 5 && memcmp(url, "redis", 5) == 0))
+        return rk_error(REDKV_ECONFIG, "bad URL: the scheme must be redis:// or unix://");
+
+    const char *rest = sep + 3, *end = rest + strlen(rest);
+    const char *query = memchr(rest, '?', (size_t)(end - rest));
+    const char *body_end = query ? query : end;
+    const char *slash = memchr(rest, '/', (size_t)(body_end - rest));
+    const char *auth_end = slash ? slash : body_end;
+    /* The userinfo ends at the last '@' before the path, as urlparse reads it. */
+    const char *at = NULL;
+    for (const char *p = rest; p < auth_end; p++)
+        if (*p == '@')
+            at = p;
+    int rc = at ? parse_userinfo(cfg, rest, (size_t)(at - rest)) : REDKV_OK;
+    const char *netloc = at ? at + 1 : rest;
+    if (rc == REDKV_OK && query)
+        rc = parse_query(cfg, query + 1, (size_t)(end - query - 1));
+    if (rc != REDKV_OK)
+        return rc;
+    if (is_unix) {
+        if (netloc != auth_end)
+            return rk_error(REDKV_ECONFIG, "bad URL: unix:// takes a path, not a host");
+        if (!slash || body_end - slash <= 1)
+            return rk_error(REDKV_ECONFIG, "bad URL: unix:// needs a socket path");
+        cfg->path = dup_range(slash, (size_t)(body_end - slash));
+        return cfg->path ? REDKV_OK : REDKV_ENOMEM;
+    }
+    rc = parse_hostport(cfg, netloc, (size_t)(auth_end - netloc));
+    if (rc == REDKV_OK && slash)
+        rc = parse_db_path(cfg, slash, (size_t)(body_end - slash));
+    return rc;
+}
+
+static int replace(char **field, const char *value)
+{
+    resp_free(*field);
+    *field = value ? dup_range(value, strlen(value)) : NULL;
+    return value && !*field ? REDKV_ENOMEM : REDKV_OK;
+}
+
+static int apply_options(rk_config *cfg, const redkv_options *opt)
+{
+    if (opt->port > 65535)
+        return rk_error(REDKV_ECONFIG, "port must be from 1 to 65535");
+    if (opt->port > 0)
+        cfg->port = opt->port;
+    if (opt->db > 0)
+        cfg->db = opt->db;
+    if (opt->username && replace(&cfg->user, opt->username))
+        return REDKV_ENOMEM;
+    if (opt->password && replace(&cfg->pass, opt->password))
+        return REDKV_ENOMEM;
+    if (opt->connect_timeout_ms < 0 || opt->command_timeout_ms < 0 || opt->pool_size < 0)
+        return rk_error(REDKV_EINVAL, "timeouts and pool_size must not be negative");
+    if (opt->connect_timeout_ms)
+        cfg->connect_timeout_ms = opt->connect_timeout_ms;
+    if (opt->command_timeout_ms)
+        cfg->command_timeout_ms = opt->command_timeout_ms;
+    if (opt->pool_size)
+        cfg->pool_size = opt->pool_size;
+    if (opt->max_value_len)
+        cfg->limits.max_bulk = opt->max_value_len;
+    return REDKV_OK;
+}
+
+int rk_config_init(rk_config *cfg, const redkv_options *opt)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->port = 6379;
+    cfg->connect_timeout_ms = DEFAULT_TIMEOUT_MS;
+    cfg->command_timeout_ms = DEFAULT_TIMEOUT_MS;
+    cfg->pool_size = DEFAULT_POOL_SIZE;
+    int rc = parse_url(cfg, opt && opt->url ? opt->url : REDKV_DEFAULT_URL);
+    if (rc == REDKV_OK && opt)
+        rc = apply_options(cfg, opt);
+    if (rc == REDKV_ENOMEM)
+        rk_error(rc, "out of memory");
+    if (rc != REDKV_OK)
+        rk_config_free(cfg);
+    return rc;
+}
+
+void rk_config_free(rk_config *cfg)
+{
+    resp_free(cfg->host);
+    resp_free(cfg->path);
+    resp_free(cfg->user);
+    if (cfg->pass)
+        memset(cfg->pass, 0, strlen(cfg->pass));
+    resp_free(cfg->pass);
+    memset(cfg, 0, sizeof *cfg);
+}
