@@ -1,0 +1,163 @@
+/* ops.c - the commands of each store operation and the reading of their replies, shared
+ * by the blocking and the asynchronous forms. */
+#include <string.h>
+
+#include "store.h"
+
+/* Renews only a key that has an expiry, in milliseconds, so that neither a key with under
+   a second left nor a renewal of a day or more goes wrong (Litestar's TTL/EXPIRE do). */
+static const char RENEW_SCRIPT[] =
+    "local v = redis.call('GET', KEYS[1])\n"
+    "if v and redis.call('PTTL', KEYS[1]) > 0 then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[1])\n"
+    "end\n"
+    "return v\n";
+/* SHA1 of RENEW_SCRIPT; tests check it against SCRIPT LOAD. */
+static const char RENEW_SHA[] = "a42997181e45a9e8fc20d37cc8ff429928a6e250";
+
+const char *rk_renew_script(void) { return RENEW_SCRIPT; }
+
+int rk_check_key(const redkv *s, const void *key, size_t klen)
+{
+    if (!s)
+        return rk_error(REDKV_EINVAL, "the store is NULL");
+    if (s->closed)
+        return rk_error(REDKV_EINVAL, "the store is closed");
+    if (!key && klen)
+        return rk_error(REDKV_EINVAL, "the key is NULL but its length is not 0");
+    if (klen > s->cl->cfg.limits.max_bulk - s->prefix_len)
+        return rk_error(REDKV_EINVAL, "the key is longer than the limit");
+    return REDKV_OK;
+}
+
+int rk_check_set(const redkv *s, const rk_args *a)
+{
+    int rc = rk_check_key(s, a->key, a->klen);
+    if (rc)
+        return rc;
+    if (!a->val && a->vlen)
+        return rk_error(REDKV_EINVAL, "the value is NULL but its length is not 0");
+    if (a->ms < 0)
+        return rk_error(REDKV_EINVAL, "expires_in_ms must not be negative");
+    if (a->flags & ~REDKV_KEEP_TTL)
+        return rk_error(REDKV_EINVAL, "unknown flags");
+    if ((a->flags & REDKV_KEEP_TTL) && a->ms > 0)
+        return rk_error(REDKV_EINVAL, "expires_in_ms and REDKV_KEEP_TTL are mutually exclusive");
+    if (a->vlen > s->cl->cfg.limits.max_bulk)
+        return rk_error(REDKV_ETOOBIG, "the value is longer than the configured limit");
+    return REDKV_OK;
+}
+
+static int encode_key_cmd(resp_buf *out, const redkv *s, const char *cmd, size_t cmdlen,
+                          const rk_args *a)
+{
+    return resp_encode_header(out, 2) | resp_encode_arg(out, cmd, cmdlen) |
+           resp_encode_arg2(out, s->prefix, s->prefix_len, a->key, a->klen);
+}
+
+static int encode_set(resp_buf *out, const redkv *s, const rk_args *a)
+{
+    int argc = a->ms > 0 ? 5 : (a->flags & REDKV_KEEP_TTL) ? 4 : 3;
+    int rc = resp_encode_header(out, argc) | resp_encode_arg(out, "SET", 3) |
+             resp_encode_arg2(out, s->prefix, s->prefix_len, a->key, a->klen) |
+             resp_encode_arg(out, a->val, a->vlen);
+    if (a->ms > 0)
+        rc |= resp_encode_arg(out, "PX", 2) | resp_encode_int(out, a->ms);
+    else if (a->flags & REDKV_KEEP_TTL)
+        rc |= resp_encode_arg(out, "KEEPTTL", 7);
+    return rc;
+}
+
+static int encode_renew(resp_buf *out, const redkv *s, const rk_args *a, int by_sha)
+{
+    int rc = resp_encode_header(out, 5);
+    if (by_sha)
+        rc |= resp_encode_arg(out, "EVALSHA", 7) | resp_encode_arg(out, RENEW_SHA, 40);
+    else
+        rc |= resp_encode_arg(out, "EVAL", 4) |
+              resp_encode_arg(out, RENEW_SCRIPT, sizeof RENEW_SCRIPT - 1);
+    return rc | resp_encode_arg(out, "1", 1) |
+           resp_encode_arg2(out, s->prefix, s->prefix_len, a->key, a->klen) |
+           resp_encode_int(out, a->ms);
+}
+
+int rk_encode(resp_buf *out, const redkv *s, enum rk_kind kind, const rk_args *a)
+{
+    size_t start = out->len;
+    int rc = 0;
+    switch (kind) {
+    case OP_SET: rc = encode_set(out, s, a); break;
+    case OP_GET: rc = encode_key_cmd(out, s, "GET", 3, a); break;
+    case OP_RENEW_SHA: rc = encode_renew(out, s, a, 1); break;
+    case OP_RENEW_EVAL: rc = encode_renew(out, s, a, 0); break;
+    case OP_DELETE: rc = encode_key_cmd(out, s, "DEL", 3, a); break;
+    case OP_EXISTS: rc = encode_key_cmd(out, s, "EXISTS", 6, a); break;
+    case OP_PTTL: rc = encode_key_cmd(out, s, "PTTL", 4, a); break;
+    }
+    if (rc) {
+        out->len = start;               /* nothing half-written is ever sent */
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    }
+    return REDKV_OK;
+}
+
+static void read_value(const resp_reply *r, rk_result *res)
+{
+    if (r->type == RESP_BULK) {
+        res->val = r->str;
+        res->vlen = r->len;
+    } else if (r->type == RESP_NIL) {
+        res->status = REDKV_MISSING;
+    } else {
+        res->status = rk_error(REDKV_ESERVER, "unexpected reply to a read");
+    }
+}
+
+static void read_pttl(long long ms, rk_result *res)
+{
+    if (ms == -2)
+        res->status = REDKV_MISSING;
+    else if (ms == -1)
+        res->status = REDKV_PERSISTENT;
+    else
+        res->n = ms < 0 ? 0 : ms;
+}
+
+void rk_interpret(enum rk_kind kind, int status, const resp_reply *r, rk_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->status = status;
+    if (status != REDKV_OK)
+        return;
+    if (r->type == RESP_ERROR) {
+        if (kind == OP_RENEW_SHA && r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0)
+            res->status = RK_NOSCRIPT;
+        else
+            res->status = rk_error(REDKV_ESERVER, "server error: %.*s",
+                                   (int)(r->len > 200 ? 200 : r->len), r->str);
+        return;
+    }
+    int want_int = kind == OP_DELETE || kind == OP_EXISTS || kind == OP_PTTL;
+    if (want_int && r->type != RESP_INTEGER) {
+        res->status = rk_error(REDKV_ESERVER, "unexpected reply: expected an integer");
+        return;
+    }
+    switch (kind) {
+    case OP_SET:
+        if (r->type != RESP_STRING)
+            res->status = rk_error(REDKV_ESERVER, "unexpected reply to SET");
+        break;
+    case OP_GET:
+    case OP_RENEW_SHA:
+    case OP_RENEW_EVAL:
+        read_value(r, res);
+        break;
+    case OP_DELETE:
+    case OP_EXISTS:
+        res->n = r->integer;
+        break;
+    case OP_PTTL:
+        read_pttl(r->integer, res);
+        break;
+    }
+}

@@ -1,0 +1,158 @@
+/* store.c - the blocking operations: borrow a pooled connection, queue the command on it
+ * and let the connection run until the reply is in (the same machinery as the
+ * asynchronous forms, plus a wait). */
+#include <string.h>
+
+#include "store.h"
+
+typedef struct rk_call {
+    rk_req req;
+    enum rk_kind kind;
+    rk_result res;
+    /* get: where the value goes */
+    void *buf;                /* get_into: the caller's buffer */
+    size_t cap;
+    void **alloc;             /* get: a new copy */
+} rk_call;
+
+/* Copies a value out of the read buffer while it is still valid. */
+static void keep_value(rk_call *call)
+{
+    rk_result *res = &call->res;
+    if (res->status != REDKV_OK || !(call->buf || call->alloc))
+        return;
+    if (call->alloc) {
+        char *copy = resp_malloc(res->vlen + 1);
+        if (!copy) {
+            res->status = rk_error(REDKV_ENOMEM, "out of memory for the value");
+            return;
+        }
+        memcpy(copy, res->val, res->vlen);
+        copy[res->vlen] = 0;
+        *call->alloc = copy;
+    } else if (res->vlen > call->cap) {
+        res->status = rk_error(REDKV_ETOOBIG, "the value (%zu bytes) is larger than the buffer "
+                               "(%zu bytes)", res->vlen, call->cap);
+    } else if (res->vlen) {
+        memcpy(call->buf, res->val, res->vlen);
+    }
+    res->val = NULL;
+}
+
+static void call_done(rk_req *req, int status, const resp_reply *reply)
+{
+    rk_call *call = (rk_call *)req;
+    rk_interpret(call->kind, status, reply, &call->res);
+    keep_value(call);
+}
+
+/* Runs one command on conn; the result is in call->res. */
+static int run_on(rk_conn *conn, const redkv *s, rk_call *call, const rk_args *a)
+{
+    size_t start = conn->out.len;
+    int rc = rk_encode(&conn->out, s, call->kind, a);
+    if (rc)
+        return call->res.status = rc;
+    call->req.len = conn->out.len - start;
+    call->req.deadline = rk_deadline(s->cl->cfg.command_timeout_ms);
+    call->req.done = call_done;
+    rk_conn_push(conn, &call->req);
+    rk_conn_run(conn, &call->req);
+    return call->res.status;
+}
+
+static int run(redkv *s, rk_call *call, const rk_args *a)
+{
+    rk_conn *conn;
+    int rc = rk_pool_get(&s->cl->pool, rk_deadline(s->cl->cfg.command_timeout_ms), &conn);
+    if (rc)
+        return rc;
+    rc = run_on(conn, s, call, a);
+    if (rc == RK_NOSCRIPT) {
+        /* The script cache was flushed (or the server restarted): send the text, which
+           caches it again. Only this request is on the connection, so order holds. */
+        call->kind = OP_RENEW_EVAL;
+        rc = run_on(conn, s, call, a);
+    }
+    rk_pool_put(&s->cl->pool, conn);
+    return rc;
+}
+
+int redkv_set(redkv *s, const void *key, size_t klen, const void *val, size_t vlen,
+              int64_t expires_in_ms, unsigned flags)
+{
+    rk_args a = {key, val, klen, vlen, expires_in_ms, flags};
+    rk_call call = {.kind = OP_SET};
+    int rc = rk_check_set(s, &a);
+    return rc ? rc : run(s, &call, &a);
+}
+
+static int get_common(redkv *s, const void *key, size_t klen, int64_t renew_for_ms,
+                      rk_call *call, size_t *vlen)
+{
+    rk_args a = {key, NULL, klen, 0, renew_for_ms, 0};
+    int rc = rk_check_key(s, key, klen);
+    if (rc)
+        return rc;
+    if (renew_for_ms < 0)
+        return rk_error(REDKV_EINVAL, "renew_for_ms must not be negative");
+    if (!vlen)
+        return rk_error(REDKV_EINVAL, "vlen is NULL");
+    call->kind = renew_for_ms > 0 ? OP_RENEW_SHA : OP_GET;
+    rc = run(s, call, &a);
+    *vlen = rc == REDKV_OK || rc == REDKV_ETOOBIG ? call->res.vlen : 0;
+    return rc;
+}
+
+int redkv_get(redkv *s, const void *key, size_t klen, int64_t renew_for_ms, void **val,
+              size_t *vlen)
+{
+    if (!val)
+        return rk_error(REDKV_EINVAL, "val is NULL");
+    *val = NULL;
+    rk_call call = {.alloc = val};
+    return get_common(s, key, klen, renew_for_ms, &call, vlen);
+}
+
+int redkv_get_into(redkv *s, const void *key, size_t klen, int64_t renew_for_ms, void *buf,
+                   size_t cap, size_t *vlen)
+{
+    if (!buf && cap)
+        return rk_error(REDKV_EINVAL, "buf is NULL but cap is not 0");
+    static char no_room;
+    rk_call call = {.buf = buf ? buf : &no_room, .cap = cap};
+    return get_common(s, key, klen, renew_for_ms, &call, vlen);
+}
+
+static int key_op(redkv *s, enum rk_kind kind, const void *key, size_t klen, rk_call *call)
+{
+    rk_args a = {key, NULL, klen, 0, 0, 0};
+    int rc = rk_check_key(s, key, klen);
+    call->kind = kind;
+    return rc ? rc : run(s, call, &a);
+}
+
+int redkv_delete(redkv *s, const void *key, size_t klen)
+{
+    rk_call call = {0};
+    return key_op(s, OP_DELETE, key, klen, &call);
+}
+
+int redkv_exists(redkv *s, const void *key, size_t klen)
+{
+    rk_call call = {0};
+    int rc = key_op(s, OP_EXISTS, key, klen, &call);
+    return rc ? rc : call.res.n > 0;
+}
+
+int redkv_expires_in(redkv *s, const void *key, size_t klen, int64_t *ms)
+{
+    if (!ms)
+        return rk_error(REDKV_EINVAL, "ms is NULL");
+    *ms = 0;
+    rk_call call = {0};
+    int rc = key_op(s, OP_PTTL, key, klen, &call);
+    if (rc == REDKV_OK)
+        *ms = call.res.n;
+    return rc;
+}
