@@ -221,6 +221,7 @@ int rk_config_init(rk_config *cfg, const redkv_options *opt)
     cfg->connect_timeout_ms = DEFAULT_TIMEOUT_MS;
     cfg->command_timeout_ms = DEFAULT_TIMEOUT_MS;
     cfg->pool_size = DEFAULT_POOL_SIZE;
+    cfg->limits.max_bulk = RESP_DEFAULT_MAX_BULK;
     int rc = parse_url(cfg, opt && opt->url ? opt->url : REDKV_DEFAULT_URL);
     if (rc == REDKV_OK && opt)
         rc = apply_options(cfg, opt);
