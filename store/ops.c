@@ -123,6 +123,12 @@ static void read_pttl(long long ms, rk_result *res)
         res->n = ms < 0 ? 0 : ms;
 }
 
+static int starts_with(const resp_reply *r, const char *word)
+{
+    size_t n = strlen(word);
+    return r->len >= n && memcmp(r->str, word, n) == 0;
+}
+
 void rk_interpret(enum rk_kind kind, int status, const resp_reply *r, rk_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -130,8 +136,11 @@ void rk_interpret(enum rk_kind kind, int status, const resp_reply *r, rk_result 
     if (status != REDKV_OK)
         return;
     if (r->type == RESP_ERROR) {
-        if (kind == OP_RENEW_SHA && r->len >= 8 && memcmp(r->str, "NOSCRIPT", 8) == 0)
+        if (kind == OP_RENEW_SHA && starts_with(r, "NOSCRIPT"))
             res->status = RK_NOSCRIPT;
+        else if (starts_with(r, "NOAUTH") || starts_with(r, "WRONGPASS"))
+            res->status = rk_error(REDKV_EAUTH, "not authenticated: %.*s",
+                                   (int)(r->len > 200 ? 200 : r->len), r->str);
         else
             res->status = rk_error(REDKV_ESERVER, "server error: %.*s",
                                    (int)(r->len > 200 ? 200 : r->len), r->str);
