@@ -221,6 +221,7 @@ static int start_session(rk_conn *c)
     memmove(c->out.data + hs.len, c->out.data, c->out.len);
     memcpy(c->out.data, hs.data, hs.len);
     c->out.len += hs.len;
+    c->hs_bytes = hs.len;
     memset(hs.data, 0, hs.len);        /* no copy of the password lingers */
     resp_buf_free(&hs);
 
@@ -239,7 +240,6 @@ static int start_session(rk_conn *c)
     }
     c->unsent = c->head;
     c->unsent_done = 0;
-    c->hs_bytes = hs.len;
     c->hs_left = n;
     c->state = RK_HANDSHAKE;
     return REDKV_OK;
