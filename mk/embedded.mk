@@ -1,0 +1,112 @@
+# embedded.mk - small targets: a static CLI (musl), code size, a cross build for aarch64
+# run under qemu, the self-test, and a pedantic C99 build. See doc/EMBEDDED.md.
+#
+#   make static       build/static/redkv: the CLI linked statically against musl
+#   make size         text bytes of libredkv.a at -Os, with and without threads, beside hiredis
+#   make selftest     the self-test against a private redis-server, native, threads and none
+#   make cross-test   library, CLI and self-test for aarch64 (static), run under qemu-aarch64
+#   make pedantic     the library and self-test with -std=c99 -pedantic -Werror, gcc and clang
+#
+# Each builds in its own directory under $(BUILD)/ (through a sub-make with BUILD=...), so
+# the main build is never touched and `make clean` removes them all.
+
+MUSL_CC        ?= musl-gcc
+CROSS_CC       ?= aarch64-linux-gnu-gcc
+QEMU_AARCH64   ?= qemu-aarch64
+STATIC_OPT     ?= -Os -ffunction-sections -fdata-sections
+STATIC_LDFLAGS ?= -static -Wl,--gc-sections
+SIZE_LIMIT     ?= 32768
+HIREDIS_A      ?= /usr/lib/x86_64-linux-gnu/libhiredis.a
+
+# The self-test: one program, public header only (tests/*.c belong to Criterion).
+$(BUILD)/selftest/selftest: tests/selftest/selftest.c $(BUILD)/libredkv.a include/redkv.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libredkv.a $(LDLIBS_LIB)
+
+# A sub-make building into another directory; the named variables override the caller's.
+EMB_MAKE = $(MAKE) --no-print-directory
+
+# ---- make static -------------------------------------------------------------------------
+
+STATIC_DIR := $(BUILD)/static
+
+static:
+	@test -n "$(CLI_SRC)" || { echo "make static: no cli/*.c yet" >&2; exit 2; }
+	@command -v $(MUSL_CC) >/dev/null || { echo "make static: $(MUSL_CC) not found (apt-get install musl-tools)" >&2; exit 2; }
+	$(EMB_MAKE) BUILD=$(STATIC_DIR) CC=$(MUSL_CC) OPT='$(STATIC_OPT)' LDFLAGS='$(STATIC_LDFLAGS)' \
+		DEFS='$(DEFS)' $(STATIC_DIR)/redkv
+	@file $(STATIC_DIR)/redkv
+	@file $(STATIC_DIR)/redkv | grep -q 'statically linked' || \
+		{ echo "make static: $(STATIC_DIR)/redkv is not statically linked" >&2; exit 1; }
+	@size $(STATIC_DIR)/redkv
+
+# ---- make size ---------------------------------------------------------------------------
+
+SIZE_DIR    := $(BUILD)/size-$(notdir $(firstword $(CC)))
+SIZE_NT_DIR := $(SIZE_DIR)-nothreads
+
+size:
+	$(EMB_MAKE) BUILD=$(SIZE_DIR) OPT=-Os DEFS= $(SIZE_DIR)/libredkv.a
+	$(EMB_MAKE) BUILD=$(SIZE_NT_DIR) OPT=-Os DEFS=-DREDKV_NO_THREADS $(SIZE_NT_DIR)/libredkv.a
+	@echo "libredkv.a at -Os with $$($(CC) --version | head -n 1):"
+	@sh scripts/size-report.sh $(SIZE_LIMIT) $(SIZE_DIR) $(SIZE_NT_DIR) \
+		$(HIREDIS_A)
+
+# ---- make selftest -----------------------------------------------------------------------
+
+NT_DIR := $(BUILD)/nothreads
+
+# The library must not need pthread at all when built without threads.
+define emb_no_pthread
+	@if nm -u $(1) | grep -q pthread_; then \
+		echo "$(1): built with REDKV_NO_THREADS but uses pthread:" >&2; nm -u $(1) | grep pthread_ >&2; \
+		exit 1; else echo "$(1): no pthread symbols"; fi
+endef
+
+selftest: $(BUILD)/selftest/selftest
+	$(EMB_MAKE) BUILD=$(NT_DIR) DEFS=-DREDKV_NO_THREADS $(NT_DIR)/selftest/selftest
+	$(call emb_no_pthread,$(NT_DIR)/libredkv.a)
+	scripts/cross-test.sh --selftest $(BUILD)/selftest/selftest --selftest $(NT_DIR)/selftest/selftest
+
+# ---- make cross-test ---------------------------------------------------------------------
+
+CROSS_DIR    := $(BUILD)/aarch64
+CROSS_NT_DIR := $(BUILD)/aarch64-nothreads
+
+cross-test:
+	@command -v $(CROSS_CC) >/dev/null || { echo "make cross-test: $(CROSS_CC) not found (apt-get install gcc-aarch64-linux-gnu)" >&2; exit 2; }
+	@command -v $(QEMU_AARCH64) >/dev/null || { echo "make cross-test: $(QEMU_AARCH64) not found (apt-get install qemu-user)" >&2; exit 2; }
+	$(EMB_MAKE) BUILD=$(CROSS_DIR) CC=$(CROSS_CC) LDFLAGS=-static DEFS= \
+		$(CROSS_DIR)/libredkv.a $(CROSS_DIR)/selftest/selftest $(if $(CLI_SRC),$(CROSS_DIR)/redkv)
+	$(EMB_MAKE) BUILD=$(CROSS_NT_DIR) CC=$(CROSS_CC) LDFLAGS=-static DEFS=-DREDKV_NO_THREADS \
+		$(CROSS_NT_DIR)/selftest/selftest
+	$(EMB_MAKE) BUILD=$(NT_DIR) DEFS=-DREDKV_NO_THREADS $(NT_DIR)/selftest/selftest
+	$(call emb_no_pthread,$(NT_DIR)/libredkv.a)
+	@file $(CROSS_DIR)/selftest/selftest
+	QEMU="$(QEMU_AARCH64)" scripts/cross-test.sh \
+		--selftest "$(QEMU_AARCH64) $(CROSS_DIR)/selftest/selftest" \
+		--selftest "$(QEMU_AARCH64) $(CROSS_NT_DIR)/selftest/selftest" \
+		--selftest $(NT_DIR)/selftest/selftest \
+		$(if $(CLI_SRC),--cli "$(QEMU_AARCH64) $(CROSS_DIR)/redkv")
+
+# ---- make pedantic -----------------------------------------------------------------------
+
+# Strict C99 with each compiler, threads and none: no VLAs (-Wvla is in CFLAGS), no
+# extensions. gcc also checks for alloca.
+PEDANTIC_gcc   := -std=c99 -pedantic -Walloca
+PEDANTIC_clang := -std=c99 -pedantic
+
+define emb_pedantic
+	$(EMB_MAKE) CC=$(1) BUILD=$(BUILD)/pedantic-$(1)$(2) CSTD='$(PEDANTIC_$(1))' WERROR=-Werror \
+		DEFS='$(if $(2),-DREDKV_NO_THREADS)' $(BUILD)/pedantic-$(1)$(2)/libredkv.a \
+		$(BUILD)/pedantic-$(1)$(2)/selftest/selftest
+endef
+
+pedantic:
+	$(call emb_pedantic,gcc,)
+	$(call emb_pedantic,gcc,-nothreads)
+	$(call emb_pedantic,clang,)
+	$(call emb_pedantic,clang,-nothreads)
+	@echo "pedantic: library and self-test clean with gcc and clang, -std=c99 -pedantic -Werror"
+
+.PHONY: static size selftest cross-test pedantic
