@@ -1,0 +1,49 @@
+# install.mk - `make install PREFIX=/usr/local DESTDIR=`: headers, both libraries (the shared
+# one as libredkv.so.$(VERSION) with the soname link and the dev link), the tool, the
+# pkg-config file and the man page. `make uninstall` removes them again.
+
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+INCLUDEDIR ?= $(PREFIX)/include
+MANDIR     ?= $(PREFIX)/share/man
+PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
+INSTALL    ?= install
+
+$(BUILD)/redkv.pc: mk/install.mk
+	@mkdir -p $(dir $@)
+	printf '%s\n' \
+		'prefix=$(PREFIX)' \
+		'exec_prefix=$${prefix}' \
+		'libdir=$(patsubst $(PREFIX)%,$${exec_prefix}%,$(LIBDIR))' \
+		'includedir=$(patsubst $(PREFIX)%,$${prefix}%,$(INCLUDEDIR))' \
+		'' \
+		'Name: redkv' \
+		'Description: A namespaced key/value store on Redis (Litestar RedisStore semantics)' \
+		'Version: $(VERSION)' \
+		'Cflags: -I$${includedir}' \
+		'Libs: -L$${libdir} -lredkv' \
+		'Libs.private: -lpthread' > $@
+
+# Rebuilt each time: PREFIX may differ from the last run.
+.PHONY: $(BUILD)/redkv.pc
+
+install: all $(BUILD)/redkv.pc
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) \
+		$(DESTDIR)$(PKGCONFIGDIR) $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -m 644 include/redkv.h include/resp.h $(DESTDIR)$(INCLUDEDIR)/
+	$(INSTALL) -m 644 $(BUILD)/libredkv.a $(DESTDIR)$(LIBDIR)/libredkv.a
+	$(INSTALL) -m 755 $(BUILD)/libredkv.so $(DESTDIR)$(LIBDIR)/libredkv.so.$(VERSION)
+	ln -sf libredkv.so.$(VERSION) $(DESTDIR)$(LIBDIR)/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(LIBDIR)/libredkv.so
+	$(INSTALL) -m 755 $(BUILD)/redkv $(DESTDIR)$(BINDIR)/redkv
+	$(INSTALL) -m 644 $(BUILD)/redkv.pc $(DESTDIR)$(PKGCONFIGDIR)/redkv.pc
+	$(INSTALL) -m 644 doc/redkv.1 $(DESTDIR)$(MANDIR)/man1/redkv.1
+
+uninstall:
+	rm -f $(DESTDIR)$(INCLUDEDIR)/redkv.h $(DESTDIR)$(INCLUDEDIR)/resp.h \
+		$(DESTDIR)$(LIBDIR)/libredkv.a $(DESTDIR)$(LIBDIR)/libredkv.so \
+		$(DESTDIR)$(LIBDIR)/$(SONAME) $(DESTDIR)$(LIBDIR)/libredkv.so.$(VERSION) \
+		$(DESTDIR)$(BINDIR)/redkv $(DESTDIR)$(PKGCONFIGDIR)/redkv.pc \
+		$(DESTDIR)$(MANDIR)/man1/redkv.1
+
+.PHONY: install uninstall
