@@ -78,7 +78,8 @@ int redkv_set_async(redkv *s, const void *key, size_t klen, const void *val, siz
 {
     rk_args a = {key, val, klen, vlen, expires_in_ms, flags};
     int rc = rk_check_set(s, &a);
-    return rc ? rc : queue(s, OP_SET, &a, cb, arg);
+    /* A refusal here is EINVAL or ENOMEM only (SPEC): an oversized value is bad input. */
+    return rc == REDKV_ETOOBIG ? REDKV_EINVAL : rc ? rc : queue(s, OP_SET, &a, cb, arg);
 }
 
 /* A renewing read always carries the script's text: with many requests in flight, a
