@@ -2,6 +2,7 @@
 # run under qemu, the self-test, and a pedantic C99 build. See doc/EMBEDDED.md.
 #
 #   make static       build/static/redkv: the CLI linked statically against musl
+#   make static-test  ... and run against a private redis-server
 #   make size         text bytes of libredkv.a at -Os, with and without threads, beside hiredis
 #   make selftest     the self-test against a private redis-server, native, threads and none
 #   make cross-test   library, CLI and self-test for aarch64 (static), run under qemu-aarch64
@@ -39,6 +40,10 @@ static:
 	@file $(STATIC_DIR)/redkv | grep -q 'statically linked' || \
 		{ echo "make static: $(STATIC_DIR)/redkv is not statically linked" >&2; exit 1; }
 	@size $(STATIC_DIR)/redkv
+
+# ... and tried against a private redis-server.
+static-test: static
+	scripts/cross-test.sh --cli $(STATIC_DIR)/redkv
 
 # ---- make size ---------------------------------------------------------------------------
 
@@ -91,15 +96,15 @@ cross-test:
 
 # ---- make pedantic -----------------------------------------------------------------------
 
-# Strict C99 with each compiler, threads and none: no VLAs (-Wvla is in CFLAGS), no
-# extensions. gcc also checks for alloca.
+# The library, the self-test and the CLI in strict C99, with each compiler, threads and
+# none: no extensions, no VLAs (-Wvla is in CFLAGS); gcc also checks for alloca.
 PEDANTIC_gcc   := -std=c99 -pedantic -Walloca
 PEDANTIC_clang := -std=c99 -pedantic
 
 define emb_pedantic
 	$(EMB_MAKE) CC=$(1) BUILD=$(BUILD)/pedantic-$(1)$(2) CSTD='$(PEDANTIC_$(1))' WERROR=-Werror \
 		DEFS='$(if $(2),-DREDKV_NO_THREADS)' $(BUILD)/pedantic-$(1)$(2)/libredkv.a \
-		$(BUILD)/pedantic-$(1)$(2)/selftest/selftest
+		$(BUILD)/pedantic-$(1)$(2)/selftest/selftest $(if $(CLI_SRC),$(BUILD)/pedantic-$(1)$(2)/redkv)
 endef
 
 pedantic:
@@ -107,6 +112,6 @@ pedantic:
 	$(call emb_pedantic,gcc,-nothreads)
 	$(call emb_pedantic,clang,)
 	$(call emb_pedantic,clang,-nothreads)
-	@echo "pedantic: library and self-test clean with gcc and clang, -std=c99 -pedantic -Werror"
+	@echo "pedantic: library, self-test and CLI clean with gcc and clang, -std=c99 -pedantic -Werror"
 
-.PHONY: static size selftest cross-test pedantic
+.PHONY: static static-test size selftest cross-test pedantic

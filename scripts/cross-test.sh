@@ -95,8 +95,8 @@ cli_check() {
 
 for cli in "${clis[@]+"${clis[@]}"}"; do
     echo "# ---- CLI: $cli"
-    cli_check "$cli" 0 "" set greeting "hello, aarch64"
-    cli_check "$cli" 0 "hello, aarch64" get greeting
+    cli_check "$cli" 0 "" set greeting "hello, redkv"
+    cli_check "$cli" 0 "hello, redkv" get greeting
     cli_check "$cli" 0 "true" exists greeting
     cli_check "$cli" 0 "persistent" expires-in greeting
     cli_check "$cli" 0 "" set short v --expires-in 60
