@@ -1,0 +1,343 @@
+/* delete_all.c - deleting a big namespace while another client keeps pinging.
+ *
+ * The database: NS:0..N-1 (the namespace), NS_child:0..N/10-1 (its child), NSX:0..N-1 (a
+ * sibling whose name merely starts the same) and OTHER:0..N-1 (elsewhere), N = 1,000,000,
+ * made with DEBUG POPULATE (which only adds what is missing, so it also repopulates).
+ * redkv_delete_all on NS is set against the Python store's way: one Lua script that SCANs
+ * and UNLINKs NS*:* in one go (by EVAL; it takes the sibling too). Meanwhile a thread pings
+ * in a tight loop on its own connection and records the longest wait for a PONG (a -BUSY
+ * answer, once a script has run past lua-time-limit, is no PONG: the wait goes on). */
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench.h"
+
+/* Litestar's RedisStore delete_all script, as it sends it (with ARGV[1] = "NS*:*"). */
+static const char LITESTAR_SCRIPT[] =
+    "local cursor = 0\n"
+    "repeat\n"
+    "    local result = redis.call('SCAN', cursor, 'MATCH', ARGV[1])\n"
+    "    for _,key in ipairs(result[2]) do\n"
+    "        redis.call('UNLINK', key)\n"
+    "    end\n"
+    "    cursor = tonumber(result[1])\n"
+    "until cursor == 0\n";
+
+static long g_n;                 /* keys per big namespace */
+
+/* ---- the pinging thread --------------------------------------------------------------- */
+
+typedef struct pinger {
+    pthread_t th;
+    int stop;
+    int measuring;
+    double worst;                /* seconds */
+    long pings, busy;
+    int failed;
+} pinger;
+
+static void *ping_loop(void *arg)
+{
+    pinger *pg = arg;
+    rawc c;
+    if (rawc_open(&c, g_srv.port)) {
+        pg->failed = 1;
+        return NULL;
+    }
+    while (!__atomic_load_n(&pg->stop, __ATOMIC_ACQUIRE)) {
+        double t0 = now_s();
+        const resp_reply *r;
+        long busy = 0;
+        while ((r = RAW(&c, "PING")) && r->type == RESP_ERROR)
+            busy++;
+        if (!r) {
+            pg->failed = 1;
+            break;
+        }
+        double dt = now_s() - t0;
+        if (__atomic_load_n(&pg->measuring, __ATOMIC_ACQUIRE)) {
+            if (dt > pg->worst)
+                pg->worst = dt;
+            pg->pings++;
+            pg->busy += busy;
+        }
+    }
+    rawc_close(&c);
+    return NULL;
+}
+
+static void ping_start(pinger *pg)
+{
+    memset(pg, 0, sizeof *pg);
+    if (pthread_create(&pg->th, NULL, ping_loop, pg))
+        die("pthread_create failed");
+    usleep(50000);               /* connected and pinging */
+}
+
+static void ping_measure(pinger *pg, int on)
+{
+    if (on) {
+        pg->worst = 0;
+        pg->pings = pg->busy = 0;
+    }
+    __atomic_store_n(&pg->measuring, on, __ATOMIC_RELEASE);
+}
+
+static void ping_stop(pinger *pg)
+{
+    __atomic_store_n(&pg->stop, 1, __ATOMIC_RELEASE);
+    pthread_join(pg->th, NULL);
+    if (pg->failed)
+        die("the pinging client lost its connection");
+}
+
+/* ---- the database ----------------------------------------------------------------------- */
+
+static void populate(rawc *c, const char *prefix, long n)
+{
+    char num[24];
+    snprintf(num, sizeof num, "%ld", n);
+    const resp_reply *r = RAW(c, "DEBUG", "POPULATE", num, prefix);
+    if (!r || r->type != RESP_STRING)
+        die("DEBUG POPULATE %s %s failed%s", num, prefix, r && r->type == RESP_ERROR ? " (error)" : "");
+}
+
+static void populate_all(rawc *c)
+{
+    populate(c, "NS", g_n);
+    populate(c, "NS_child", g_n / 10);
+    populate(c, "NSX", g_n);
+    populate(c, "OTHER", g_n);
+    if (RAWI(c, "DBSIZE") != 3 * g_n + g_n / 10)
+        die("unexpected DBSIZE after populating");
+}
+
+/* How many of prefix:0..n-1 exist, by EXISTS in batches. */
+static long count_keys(rawc *c, const char *prefix, long n)
+{
+    enum { BATCH = 1000 };
+    static char names[BATCH][40];
+    const void *argv[BATCH + 1];
+    size_t lens[BATCH + 1];
+    long total = 0;
+    argv[0] = "EXISTS";
+    lens[0] = 6;
+    for (long i = 0; i < n; i += BATCH) {
+        int m = 0;
+        for (long j = i; j < n && m < BATCH; j++, m++) {
+            lens[m + 1] = (size_t)snprintf(names[m], sizeof names[m], "%s:%ld", prefix, j);
+            argv[m + 1] = names[m];
+        }
+        const resp_reply *r = rawc_cmdv(c, m + 1, argv, lens);
+        if (!r || r->type != RESP_INTEGER)
+            die("EXISTS failed");
+        total += r->integer;
+    }
+    return total;
+}
+
+typedef struct outcome {
+    double seconds, worst;
+    long pings, busy;
+    long long deleted;           /* by the deleter's own count */
+    long long dbsize;
+    long counts[4];              /* NS, NS_child, NSX, OTHER left, or -1: not counted */
+} outcome;
+
+static void progress_cb(uint64_t deleted, void *arg) { *(uint64_t *)arg = deleted; }
+
+static void verify(rawc *c, outcome *o, int exact)
+{
+    o->dbsize = RAWI(c, "DBSIZE");
+    for (int i = 0; i < 4; i++)
+        o->counts[i] = -1;
+    if (exact) {
+        o->counts[0] = count_keys(c, "NS", g_n);
+        o->counts[1] = count_keys(c, "NS_child", g_n / 10);
+        o->counts[2] = count_keys(c, "NSX", g_n);
+        o->counts[3] = count_keys(c, "OTHER", g_n);
+    }
+}
+
+static outcome run_redkv(rawc *c, pinger *pg, int scan_count, int exact)
+{
+    outcome o;
+    memset(&o, 0, sizeof o);
+    populate_all(c);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", g_srv.port);
+    uint64_t deleted = 0;
+    redkv_options opt;
+    memset(&opt, 0, sizeof opt);
+    opt.url = url;
+    opt.ns = "NS";
+    opt.scan_count = scan_count;
+    opt.progress = progress_cb;
+    opt.progress_arg = &deleted;
+    redkv *s;
+    if (redkv_open(&s, &opt) != REDKV_OK)
+        die("redkv_open: %s", redkv_last_error());
+    if (redkv_exists(s, "0", 1) != 1)                   /* connected before the clock starts */
+        die("NS:0 missing before delete_all");
+    usleep(20000);
+    ping_measure(pg, 1);
+    double t0 = now_s();
+    int rc = redkv_delete_all(s);
+    o.seconds = now_s() - t0;
+    ping_measure(pg, 0);
+    if (rc != REDKV_OK)
+        die("redkv_delete_all: %s", redkv_last_error());
+    redkv_close(s);
+    o.worst = pg->worst;
+    o.pings = pg->pings;
+    o.busy = pg->busy;
+    o.deleted = (long long)deleted;
+    verify(c, &o, exact);
+    return o;
+}
+
+static outcome run_lua(rawc *c, pinger *pg, int exact)
+{
+    outcome o;
+    memset(&o, 0, sizeof o);
+    populate_all(c);
+    usleep(20000);
+    ping_measure(pg, 1);
+    double t0 = now_s();
+    const resp_reply *r = RAW(c, "EVAL", LITESTAR_SCRIPT, "0", "NS*:*");
+    o.seconds = now_s() - t0;
+    ping_measure(pg, 0);
+    if (!r || r->type == RESP_ERROR)
+        die("the Lua delete_all failed: %.*s", r ? (int)r->len : 4, r ? r->str : "lost");
+    long long before = 3 * g_n + g_n / 10;
+    o.worst = pg->worst;
+    o.pings = pg->pings;
+    o.busy = pg->busy;
+    verify(c, &o, exact);
+    o.deleted = before - o.dbsize;
+    return o;
+}
+
+static int cmp_time(const void *a, const void *b)
+{
+    double x = ((const outcome *)a)->seconds, y = ((const outcome *)b)->seconds;
+    return x < y ? -1 : x > y;
+}
+
+/* The median outcome by time; the worst stall is the median of the stalls. */
+static outcome median_outcome(outcome *v, int n)
+{
+    double w[16];
+    for (int i = 0; i < n; i++)
+        w[i] = v[i].worst;
+    qsort(v, (size_t)n, sizeof *v, cmp_time);
+    outcome m = v[n / 2];
+    m.worst = median(w, n);
+    return m;
+}
+
+static void describe(char *out, size_t cap, const outcome *o)
+{
+    if (o->counts[0] >= 0)
+        snprintf(out, cap, "deleted %lld; left: NS %ld, NS_child %ld, NSX %ld, OTHER %ld; DBSIZE %lld",
+                 o->deleted, o->counts[0], o->counts[1], o->counts[2], o->counts[3], o->dbsize);
+    else
+        snprintf(out, cap, "deleted %lld; DBSIZE %lld", o->deleted, o->dbsize);
+}
+
+void section_delete_all(void)
+{
+    int rounds = g_quick ? 1 : 3;
+    static const int sweep[] = {100, 300, 3000, 10000};
+    g_n = g_quick ? 100000 : 1000000;
+    rawc c;
+    if (rawc_open(&c, g_srv.port))
+        die("cannot reach redis-server");
+    if (!RAW(&c, "FLUSHALL"))
+        die("FLUSHALL failed");
+    progress("delete_all: populating %ld + %ld + %ld + %ld keys", g_n, g_n / 10, g_n, g_n);
+    populate_all(&c);
+
+    pinger pg;
+    ping_start(&pg);
+    ping_measure(&pg, 1);
+    usleep(g_quick ? 300000 : 1000000);
+    ping_measure(&pg, 0);
+    double idle = pg.worst;
+    long idle_pings = pg.pings;
+
+    outcome rk[16], lua[16];
+    for (int r = 0; r < rounds; r++) {
+        progress("delete_all round %d/%d: redkv (scan_count 1000), then the Lua script", r + 1, rounds);
+        rk[r] = run_redkv(&c, &pg, 1000, r == 0);
+        lua[r] = run_lua(&c, &pg, r == 0);
+    }
+    char d_rk[200], d_lua[200];
+    describe(d_rk, sizeof d_rk, &rk[0]);
+    describe(d_lua, sizeof d_lua, &lua[0]);
+    int exact = rk[0].counts[0] == 0 && rk[0].counts[1] == 0 && rk[0].counts[2] == g_n &&
+                rk[0].counts[3] == g_n && rk[0].dbsize == 2 * g_n && rk[0].deleted == g_n + g_n / 10;
+    for (int r = 1; r < rounds; r++)
+        exact &= rk[r].dbsize == 2 * g_n && rk[r].deleted == g_n + g_n / 10;
+    outcome a = median_outcome(rk, rounds), b = median_outcome(lua, rounds);
+
+    outcome sw[sizeof sweep / sizeof *sweep];
+    for (size_t i = 0; i < sizeof sweep / sizeof *sweep; i++) {
+        progress("delete_all: scan_count %d", sweep[i]);
+        sw[i] = run_redkv(&c, &pg, sweep[i], 0);
+        exact &= sw[i].dbsize == 2 * g_n && sw[i].deleted == g_n + g_n / 10;
+    }
+    ping_stop(&pg);
+    rawc_close(&c);
+
+    char name[56];
+    snprintf(name, sizeof name, "total time, %.1fM of %.1fM keys", (g_n + g_n / 10) / 1e6,
+             (3 * g_n + g_n / 10) / 1e6);
+    row *w = add_row("delete_all", name, "s");
+    snprintf(w->redkv, sizeof w->redkv, "%.2f", a.seconds);
+    snprintf(w->ref, sizeof w->ref, "%.2f", b.seconds);
+    snprintf(w->refname, sizeof w->refname, "one Lua script NS*:*");
+    w->ratio = a.seconds / b.seconds;
+    snprintf(w->goal, sizeof w->goal, "<= 1.5x");
+    snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio <= 1.5 ? "ok" : "SHORT");
+
+    w = add_row("delete_all", "worst PING wait during it", "ms");
+    snprintf(w->redkv, sizeof w->redkv, "%.2f", a.worst * 1e3);
+    snprintf(w->ref, sizeof w->ref, "%.2f", b.worst * 1e3);
+    snprintf(w->refname, sizeof w->refname, "one Lua script NS*:*");
+    w->ratio = a.worst / b.worst;
+    snprintf(w->goal, sizeof w->goal, "<= idle+10 = %.1f", idle * 1e3 + 10);
+    snprintf(w->verdict, sizeof w->verdict, "%s", a.worst <= idle + 0.010 ? "ok" : "SHORT");
+
+    w = add_row("delete_all", "worst PING wait, idle server", "ms");
+    snprintf(w->redkv, sizeof w->redkv, "%.2f", idle * 1e3);
+    snprintf(w->ref, sizeof w->ref, "(same)");
+    snprintf(w->refname, sizeof w->refname, "baseline");
+
+    w = add_row("delete_all", "keys deleted (NS + NS_child only?)", "keys");
+    snprintf(w->redkv, sizeof w->redkv, "%lld%s", a.deleted, exact ? " exact" : " WRONG");
+    snprintf(w->ref, sizeof w->ref, "%lld%s", b.deleted,
+             b.deleted == g_n + g_n / 10 ? " exact" : " +sibling");
+    snprintf(w->refname, sizeof w->refname, "one Lua script NS*:*");
+    snprintf(w->goal, sizeof w->goal, "%ld", g_n + g_n / 10);
+    snprintf(w->verdict, sizeof w->verdict, "%s", exact ? "ok" : "SHORT");
+
+    add_note("delete_all, redkv: %s", d_rk);
+    add_note("delete_all, Lua:   %s%s", d_lua,
+             lua[0].busy || b.busy ? " (the pinger got -BUSY answers: past lua-time-limit)" : "");
+    add_note("delete_all, idle baseline: %ld PINGs in %.1f s, worst %.2f ms; during redkv's "
+             "run %ld PINGs were answered, during the script's %ld",
+             idle_pings, g_quick ? 0.3 : 1.0, idle * 1e3, a.pings, b.pings);
+    add_note("delete_all scan_count sweep (one run each; 1000 is the median above):");
+    for (size_t i = 0; i <= sizeof sweep / sizeof *sweep; i++) {
+        /* in order of count, with the default's median in its place */
+        size_t j = i < 2 ? i : i - 1;
+        const outcome *o = i == 2 ? &a : &sw[j];
+        int count = i == 2 ? 1000 : sweep[j];
+        add_note("  scan_count %5d: %.2f s, worst PING %.2f ms, %ld PINGs served", count,
+                 o->seconds, o->worst * 1e3, o->pings);
+    }
+}

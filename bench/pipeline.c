@@ -1,0 +1,234 @@
+/* pipeline.c - throughput at depth 64: redkv's asynchronous API driven by a poll() loop
+ * that keeps 64 requests in flight (each callback queues the next), against hiredis
+ * pipelining (redisAppendCommandArgv 64 times, then redisGetReply 64 times), and
+ * redis-benchmark -P 64 -t set,get on the same server (one connection, as we use, and its
+ * default 50). The same work: SET key 32-byte-value (no expiry, as redis-benchmark's SET),
+ * GET key, over 1000 keys. */
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bench.h"
+
+#ifdef HAVE_HIREDIS
+#include <hiredis/hiredis.h>
+#endif
+
+#define DEPTH 64
+
+enum { PL_SET, PL_GET, NPL };
+static const char *const PL_NAME[NPL] = {"SET (depth 64)", "GET (depth 64)"};
+
+typedef struct pl_state {
+    redkv *s;
+    int op;
+    long issued, done, total;
+    long errors;
+} pl_state;
+
+static void issue(pl_state *st);
+
+static void pl_cb(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
+{
+    pl_state *st = arg;
+    (void)s; (void)val; (void)vlen; (void)n;
+    st->done++;
+    if (status != REDKV_OK)
+        st->errors++;
+    if (st->issued < st->total)
+        issue(st);
+}
+
+static void issue(pl_state *st)
+{
+    size_t klen;
+    const char *k = bench_key((int)(st->issued % NKEYS), &klen);
+    int rc = st->op == PL_SET ? redkv_set_async(st->s, k, klen, g_val, VAL_LEN, 0, 0, pl_cb, st)
+                              : redkv_get_async(st->s, k, klen, 0, pl_cb, st);
+    if (rc != REDKV_OK)
+        die("redkv async: %s", redkv_last_error());
+    st->issued++;
+}
+
+/* Runs total requests keeping DEPTH in flight; returns requests per second. */
+static double redkv_pipelined(redkv *s, int op, long total)
+{
+    pl_state st = {s, op, 0, 0, total, 0};
+    double t0 = now_s();
+    while (st.issued < DEPTH && st.issued < total)
+        issue(&st);
+    while (st.done < total) {
+        struct pollfd pfd;
+        int ev = redkv_events(s);
+        pfd.fd = redkv_fd(s);
+        pfd.events = (short)((ev & REDKV_READ ? POLLIN : 0) | (ev & REDKV_WRITE ? POLLOUT : 0));
+        pfd.revents = 0;
+        int ready = poll(&pfd, pfd.fd >= 0 ? 1 : 0, redkv_timeout_ms(s));
+        if (ready < 0)
+            continue;
+        int got = (pfd.revents & (POLLIN | POLLERR | POLLHUP) ? REDKV_READ : 0) |
+                  (pfd.revents & (POLLOUT | POLLERR | POLLHUP) ? REDKV_WRITE : 0);
+        int rc = redkv_process(s, got);
+        if (rc < 0)
+            die("redkv_process: %s", redkv_last_error());
+    }
+    double dt = now_s() - t0;
+    if (st.errors)
+        die("redkv pipelined: %ld errors", st.errors);
+    return (double)total / dt;
+}
+
+#ifdef HAVE_HIREDIS
+static double hiredis_pipelined(redisContext *c, int op, long total)
+{
+    double t0 = now_s();
+    for (long i = 0; i < total; i += DEPTH) {
+        long batch = total - i < DEPTH ? total - i : DEPTH;
+        for (long j = 0; j < batch; j++) {
+            size_t klen;
+            const char *k = bench_full_key((int)((i + j) % NKEYS), &klen);
+            const char *argv[3] = {op == PL_SET ? "SET" : "GET", k, g_val};
+            size_t lens[3] = {3, klen, VAL_LEN};
+            redisAppendCommandArgv(c, op == PL_SET ? 3 : 2, argv, lens);
+        }
+        for (long j = 0; j < batch; j++) {
+            void *r;
+            if (redisGetReply(c, &r) != REDIS_OK)
+                die("hiredis pipelined: %s", c->errstr);
+            freeReplyObject(r);
+        }
+    }
+    return (double)total / (now_s() - t0);
+}
+#endif
+
+/* redis-benchmark's SET and GET requests per second, or -1. */
+static int redis_benchmark(int clients, long n, double out[NPL])
+{
+    char port[16], cl[16], num[24], path[300];
+    snprintf(port, sizeof port, "%d", g_srv.port);
+    snprintf(cl, sizeof cl, "%d", clients);
+    snprintf(num, sizeof num, "%ld", n);
+    snprintf(path, sizeof path, "%s/out.txt", g_srv.dir);
+    char *argv[] = {"redis-benchmark", "-h", "127.0.0.1", "-p", port, "-c", cl, "-P", "64",
+                    "-n", num, "-d", "32", "-r", "1000", "-t", "set,get", "--csv", NULL};
+    out[0] = out[1] = -1;
+    if (run_child(argv, path, 1) != 0)
+        return -1;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char line[512];
+    while (fgets(line, sizeof line, f)) {
+        int which = strncmp(line, "\"SET\",\"", 7) == 0 ? PL_SET
+                  : strncmp(line, "\"GET\",\"", 7) == 0 ? PL_GET : -1;
+        if (which >= 0)
+            out[which] = atof(line + 7);
+    }
+    fclose(f);
+    return out[0] > 0 && out[1] > 0 ? 0 : -1;
+}
+
+void section_pipeline(void)
+{
+    long total = g_quick ? 50000 : 200000;
+    long rb_n = g_quick ? 100000 : 400000;
+    double rk[NPL][32], hr[NPL][32], rb1[NPL][32], rb50[NPL][32];
+    int rb_ok = 1;
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", g_srv.port);
+    redkv_options o;
+    memset(&o, 0, sizeof o);
+    o.url = url;
+    o.ns = BENCH_NS;
+    redkv *s;
+    if (redkv_open(&s, &o) != REDKV_OK)
+        die("redkv_open: %s", redkv_last_error());
+    redkv_pipelined(s, PL_SET, 5000);                   /* connect and warm up */
+#ifdef HAVE_HIREDIS
+    struct timeval tv = {5, 0};
+    redisContext *h = redisConnectWithTimeout("127.0.0.1", g_srv.port, tv);
+    if (!h || h->err)
+        die("hiredis connect: %s", h ? h->errstr : "out of memory");
+    hiredis_pipelined(h, PL_SET, 5000);
+#endif
+    progress("pipelined: %d rounds of %ld SETs and GETs each, and redis-benchmark -n %ld",
+             g_rounds, total, rb_n);
+    for (int r = 0; r < g_rounds; r++) {
+        for (int op = 0; op < NPL; op++) {
+            for (int k = 0; k < 2; k++) {
+                if ((k ^ r) & 1) {
+#ifdef HAVE_HIREDIS
+                    hr[op][r] = hiredis_pipelined(h, op, total);
+#else
+                    hr[op][r] = 0;
+#endif
+                } else {
+                    rk[op][r] = redkv_pipelined(s, op, total);
+                }
+            }
+        }
+        double v[NPL];
+        if (rb_ok && redis_benchmark(1, rb_n, v) == 0) {
+            rb1[PL_SET][r] = v[PL_SET];
+            rb1[PL_GET][r] = v[PL_GET];
+        } else {
+            rb_ok = 0;
+        }
+        if (rb_ok && redis_benchmark(50, rb_n, v) == 0) {
+            rb50[PL_SET][r] = v[PL_SET];
+            rb50[PL_GET][r] = v[PL_GET];
+        } else {
+            rb_ok = 0;
+        }
+    }
+
+    /* Allocations per asynchronous request in steady state. */
+    uint64_t a0 = alloc_hook_count();
+    redkv_pipelined(s, PL_SET, 20000);
+    redkv_pipelined(s, PL_GET, 20000);
+    double async_allocs = (double)(alloc_hook_count() - a0) / 40000.0;
+
+    for (int op = 0; op < NPL; op++) {
+        double a = median(rk[op], g_rounds);
+        row *w = add_row("pipelined", PL_NAME[op], "req/s");
+        fmt_num(w->redkv, sizeof w->redkv, a);
+        snprintf(w->refname, sizeof w->refname, "hiredis pipelined");
+        snprintf(w->goal, sizeof w->goal, ">= 1.0x");
+#ifdef HAVE_HIREDIS
+        double b = median(hr[op], g_rounds);
+        fmt_num(w->ref, sizeof w->ref, b);
+        w->ratio = a / b;
+        snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= 1.0 ? "ok" : "SHORT");
+#else
+        snprintf(w->ref, sizeof w->ref, "n/a");
+#endif
+        for (int which = 0; which < 2; which++) {
+            w = add_row("pipelined", PL_NAME[op], "req/s");
+            fmt_num(w->redkv, sizeof w->redkv, a);
+            snprintf(w->refname, sizeof w->refname, "redis-benchmark -c %d", which ? 50 : 1);
+            snprintf(w->goal, sizeof w->goal, "close (>= 0.8x)");
+            if (rb_ok) {
+                double rb = median(which ? rb50[op] : rb1[op], g_rounds);
+                fmt_num(w->ref, sizeof w->ref, rb);
+                w->ratio = a / rb;
+                snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= 0.8 ? "ok" : "SHORT");
+            } else {
+                snprintf(w->ref, sizeof w->ref, "n/a");
+            }
+        }
+    }
+#ifndef HAVE_HIREDIS
+    (void)hr;
+#endif
+    row *w = add_row("heap", "allocations per async set/get", "per request");
+    snprintf(w->redkv, sizeof w->redkv, "%.3f", async_allocs);
+    snprintf(w->ref, sizeof w->ref, "-");
+    snprintf(w->goal, sizeof w->goal, "0");
+    snprintf(w->verdict, sizeof w->verdict, "%s", async_allocs == 0 ? "ok" : "SHORT");
+#ifdef HAVE_HIREDIS
+    redisFree(h);
+#endif
+    redkv_close(s);
+}
