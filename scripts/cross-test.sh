@@ -7,7 +7,8 @@
 # --selftest runs `CMD URL` (e.g. 'qemu-aarch64 build/aarch64/selftest/selftest'), and for
 # each --cli runs a few commands of the redkv tool CMD (set/get/exists/expires-in/delete/
 # delete-all) and checks their output and exit codes. The server is always stopped and the
-# temp dir removed, whatever happens (trap). Exits non-zero when anything failed.
+# temp dir removed, whatever happens (trap). Each program gets $SELFTEST_TIMEOUT seconds
+# (default 300; qemu is slow). Exits non-zero when anything failed.
 set -u
 
 selftests=()
@@ -70,7 +71,7 @@ failed=0
 for st in "${selftests[@]+"${selftests[@]}"}"; do
     echo "# ---- $st $url"
     # shellcheck disable=SC2086  # CMD is a word list on purpose
-    if $st "$url"; then
+    if timeout "${SELFTEST_TIMEOUT:-300}" $st "$url"; then
         echo "# PASS: $st"
     else
         echo "# FAIL ($?): $st"
@@ -83,7 +84,7 @@ cli_check() {
     local cli=$1 want_rc=$2 want_out=$3 out rc
     shift 3
     # shellcheck disable=SC2086
-    out=$($cli -u "$url" -n crosstest "$@" 2>"$dir/cli.err")
+    out=$(timeout 60 $cli -u "$url" -n crosstest "$@" 2>"$dir/cli.err")
     rc=$?
     if [ "$rc" = "$want_rc" ] && [ "$out" = "$want_out" ]; then
         echo "ok - redkv $* -> $rc '$out'"
