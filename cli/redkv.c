@@ -465,8 +465,7 @@ static int parse(cli *c, int argc, char **argv, int *help)
         return EXIT_USAGE;
     }
 
-    int have_expiry = 0;
-    ended = 0;
+    int have_expiry = 0;       /* a "--" before the command ends every option, as usual */
     for (i++; i < argc; i++) {
         if (!ended && !strcmp(argv[i], "--")) {
             ended = 1;
