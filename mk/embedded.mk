@@ -13,6 +13,7 @@
 
 MUSL_CC        ?= musl-gcc
 CROSS_CC       ?= aarch64-linux-gnu-gcc
+CROSS_AR       ?= aarch64-linux-gnu-ar
 QEMU_AARCH64   ?= qemu-aarch64
 STATIC_OPT     ?= -Os -ffunction-sections -fdata-sections
 STATIC_LDFLAGS ?= -static -Wl,--gc-sections
@@ -34,7 +35,7 @@ STATIC_DIR := $(BUILD)/static
 static:
 	@test -n "$(CLI_SRC)" || { echo "make static: no cli/*.c yet" >&2; exit 2; }
 	@command -v $(MUSL_CC) >/dev/null || { echo "make static: $(MUSL_CC) not found (apt-get install musl-tools)" >&2; exit 2; }
-	$(EMB_MAKE) BUILD=$(STATIC_DIR) CC=$(MUSL_CC) OPT='$(STATIC_OPT)' LDFLAGS='$(STATIC_LDFLAGS)' \
+	+$(EMB_MAKE) BUILD=$(STATIC_DIR) CC=$(MUSL_CC) OPT='$(STATIC_OPT)' LDFLAGS='$(STATIC_LDFLAGS)' \
 		DEFS='$(DEFS)' $(STATIC_DIR)/redkv
 	@file $(STATIC_DIR)/redkv
 	@file $(STATIC_DIR)/redkv | grep -q 'statically linked' || \
@@ -51,8 +52,8 @@ SIZE_DIR    := $(BUILD)/size-$(notdir $(firstword $(CC)))
 SIZE_NT_DIR := $(SIZE_DIR)-nothreads
 
 size:
-	$(EMB_MAKE) BUILD=$(SIZE_DIR) OPT=-Os DEFS= $(SIZE_DIR)/libredkv.a
-	$(EMB_MAKE) BUILD=$(SIZE_NT_DIR) OPT=-Os DEFS=-DREDKV_NO_THREADS $(SIZE_NT_DIR)/libredkv.a
+	+$(EMB_MAKE) BUILD=$(SIZE_DIR) OPT=-Os DEFS= $(SIZE_DIR)/libredkv.a
+	+$(EMB_MAKE) BUILD=$(SIZE_NT_DIR) OPT=-Os DEFS=-DREDKV_NO_THREADS $(SIZE_NT_DIR)/libredkv.a
 	@echo "libredkv.a at -Os with $$($(CC) --version | head -n 1):"
 	@sh scripts/size-report.sh $(SIZE_LIMIT) $(SIZE_DIR) $(SIZE_NT_DIR) \
 		$(HIREDIS_A)
@@ -69,7 +70,7 @@ define emb_no_pthread
 endef
 
 selftest: $(BUILD)/selftest/selftest
-	$(EMB_MAKE) BUILD=$(NT_DIR) DEFS=-DREDKV_NO_THREADS $(NT_DIR)/selftest/selftest
+	+$(EMB_MAKE) BUILD=$(NT_DIR) DEFS=-DREDKV_NO_THREADS $(NT_DIR)/selftest/selftest
 	$(call emb_no_pthread,$(NT_DIR)/libredkv.a)
 	scripts/cross-test.sh --selftest $(BUILD)/selftest/selftest --selftest $(NT_DIR)/selftest/selftest
 
@@ -81,11 +82,11 @@ CROSS_NT_DIR := $(BUILD)/aarch64-nothreads
 cross-test:
 	@command -v $(CROSS_CC) >/dev/null || { echo "make cross-test: $(CROSS_CC) not found (apt-get install gcc-aarch64-linux-gnu)" >&2; exit 2; }
 	@command -v $(QEMU_AARCH64) >/dev/null || { echo "make cross-test: $(QEMU_AARCH64) not found (apt-get install qemu-user)" >&2; exit 2; }
-	$(EMB_MAKE) BUILD=$(CROSS_DIR) CC=$(CROSS_CC) LDFLAGS=-static DEFS= \
+	+$(EMB_MAKE) BUILD=$(CROSS_DIR) CC=$(CROSS_CC) AR=$(CROSS_AR) LDFLAGS=-static DEFS= \
 		$(CROSS_DIR)/libredkv.a $(CROSS_DIR)/selftest/selftest $(if $(CLI_SRC),$(CROSS_DIR)/redkv)
-	$(EMB_MAKE) BUILD=$(CROSS_NT_DIR) CC=$(CROSS_CC) LDFLAGS=-static DEFS=-DREDKV_NO_THREADS \
+	+$(EMB_MAKE) BUILD=$(CROSS_NT_DIR) CC=$(CROSS_CC) AR=$(CROSS_AR) LDFLAGS=-static DEFS=-DREDKV_NO_THREADS \
 		$(CROSS_NT_DIR)/selftest/selftest
-	$(EMB_MAKE) BUILD=$(NT_DIR) DEFS=-DREDKV_NO_THREADS $(NT_DIR)/selftest/selftest
+	+$(EMB_MAKE) BUILD=$(NT_DIR) DEFS=-DREDKV_NO_THREADS $(NT_DIR)/selftest/selftest
 	$(call emb_no_pthread,$(NT_DIR)/libredkv.a)
 	@file $(CROSS_DIR)/selftest/selftest
 	QEMU="$(QEMU_AARCH64)" scripts/cross-test.sh \
@@ -102,7 +103,7 @@ PEDANTIC_gcc   := -std=c99 -pedantic -Walloca
 PEDANTIC_clang := -std=c99 -pedantic
 
 define emb_pedantic
-	$(EMB_MAKE) CC=$(1) BUILD=$(BUILD)/pedantic-$(1)$(2) CSTD='$(PEDANTIC_$(1))' WERROR=-Werror \
+	+$(EMB_MAKE) CC=$(1) BUILD=$(BUILD)/pedantic-$(1)$(2) CSTD='$(PEDANTIC_$(1))' WERROR=-Werror \
 		DEFS='$(if $(2),-DREDKV_NO_THREADS)' $(BUILD)/pedantic-$(1)$(2)/libredkv.a \
 		$(BUILD)/pedantic-$(1)$(2)/selftest/selftest $(if $(CLI_SRC),$(BUILD)/pedantic-$(1)$(2)/redkv)
 endef
