@@ -12,7 +12,7 @@ SONAME  := libredkv.so.0
 DEFS    ?=
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Iresp -Inet -Istore $(DEFS)
 CFLAGS  += $(CSTD) $(OPT) -g -Wall -Wextra -Wshadow -Wvla $(WERROR) -fvisibility=hidden
-LDLIBS_LIB := -lpthread
+LDLIBS_LIB := $(if $(findstring REDKV_NO_THREADS,$(DEFS)),,-lpthread)
 
 ifeq ($(SANITIZE),1)
 BUILD   := build-san
