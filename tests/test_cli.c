@@ -341,17 +341,23 @@ Test(cli, expires_in_rounds_up)
     EXPECT(r, 0, "persistent\n");
     run_free(&r);
 
-    /* Seconds left, rounded up; under valgrind a run may take over a second. */
-    static const struct { const char *dur; const char *want, *slow_too; } cases[] = {
-        {"10", "10\n", "9\n"}, {"1500ms", "2\n", "1\n"}, {"100.5s", "101\n", "100\n"},
+    /* Seconds left, rounded up; under valgrind a run may take seconds. */
+    static const struct { const char *dur; long want; } cases[] = {
+        {"10", 10}, {"1500ms", 2}, {"100.5s", 101},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         r = CLI("set", "t", "v", "--expires-in", cases[i].dur);
         EXPECT(r, 0, "");
         run_free(&r);
         r = CLI("expires-in", "t");
+        if (slow() && r.code == 1) {          /* gone already */
+            run_free(&r);
+            continue;
+        }
         EXPECT(r, 0, NULL);
-        cr_assert(!strcmp(r.out, cases[i].want) || (slow() && !strcmp(r.out, cases[i].slow_too)),
+        long got = atol(r.out);
+        cr_assert(r.out[r.outlen - 1] == '\n' && got <= cases[i].want &&
+                      got >= (slow() ? 1 : cases[i].want),
                   "%s: printed %s", cases[i].dur, r.out);
         run_free(&r);
     }
@@ -599,7 +605,7 @@ Test(cli, databases)
 
 /* ---- bad input: exit 2, one line, nothing sent -------------------------------------- */
 
-Test(cli, bad_input_is_refused_before_anything_is_sent)
+Test(cli, bad_input_is_refused_before_anything_is_sent, .timeout = 600)
 {
     const char *const *cases[] = {
         ARGS("set", "bad", "v", "--expires-in", "soon"),
