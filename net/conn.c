@@ -548,18 +548,26 @@ int rk_conn_start(rk_conn *c)
     return 0;
 }
 
+/* connected(), and when that fails (no memory for the handshake), every request gets the
+   error: it is delivered here, as process promises. */
+static int connected_or_fail(rk_conn *c)
+{
+    int rc = connected(c);
+    return rc < 0 ? rk_conn_fail_all(c, rc) : rc;
+}
+
 static int finish_connect(rk_conn *c)
 {
     int err = socket_error(c->fd);
     if (err == 0)
-        return connected(c);
+        return connected_or_fail(c);
     rk_error(REDKV_ECONN, "cannot connect: %s", strerror(err));
     close(c->fd);
     c->fd = -1;
     if (!c->cfg->path && c->addr && (c->addr = c->addr->ai_next)) {
         int rc = try_addresses(c);
         if (rc == 0)
-            return connected(c);
+            return connected_or_fail(c);
         if (rc == 1) {
             c->connect_deadline = rk_deadline(c->cfg->connect_timeout_ms);
             return 0;
