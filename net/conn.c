@@ -141,7 +141,8 @@ int rk_conn_fail(rk_conn *c, int status)
         c->tail = NULL;
     compact_out(c);
     drop_socket(c);
-    complete_list(first, stop, status, REDKV_ECONN);
+    /* Dropped for want of memory, not lost: the others' replies went for the same reason. */
+    complete_list(first, stop, status, status == REDKV_ENOMEM ? REDKV_ENOMEM : REDKV_ECONN);
     return status;
 }
 
