@@ -44,6 +44,8 @@ size_t resp_parser_want(const resp_parser *p) { return p->want; }
 
 const resp_reply *resp_element(const resp_reply *a, size_t i)
 {
+    if (a->span == a->len + 1)    /* no element has elements: they sit in a row */
+        return a + 1 + i;
     const resp_reply *e = a + 1;
     while (i--)
         e += e->span;
@@ -139,6 +141,8 @@ static int complete_element(resp_parser *p)
 static long long parse_element(resp_parser *p, const char *buf, size_t len)
 {
     size_t eol;
+    if (!memchr("+-:$*", buf[p->pos], 5))     /* fail at once, not after the line */
+        return fail(p, "unknown reply type byte");
     int found = find_line(p, buf, len, &eol);
     if (found <= 0)
         return found < 0 ? RESP_EPROTO : 0;
@@ -163,11 +167,11 @@ static long long parse_element(resp_parser *p, const char *buf, size_t len)
     if (type == '*' && n > 0) {
         if ((unsigned long long)n > p->lim.max_elements)
             return fail(p, "array longer than the limit");
-        if (p->depth >= p->lim.max_depth)
-            return fail(p, "arrays nested deeper than the limit");
         if (p->nnodes + (size_t)n > 2 * p->lim.max_elements + p->lim.max_depth)
             return fail(p, "reply has more elements than the limit");
     }
+    if (type == '*' && n >= 0 && p->depth >= p->lim.max_depth)   /* an empty array nests too */
+        return fail(p, "arrays nested deeper than the limit");
     if ((type == '$' || type == '*') && n < -1)
         return fail(p, "negative length");
 
