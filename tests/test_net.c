@@ -189,9 +189,9 @@ Test(net, close_releases_every_connection)
 
 /* ---- passwords ----------------------------------------------------------------------------- */
 
-TestSuite(auth, .timeout = 60);
+TestSuite(net_auth, .timeout = 60);
 
-Test(auth, requirepass_right_and_wrong)
+Test(net_auth, requirepass_right_and_wrong)
 {
     test_server pw;
     const char *extra[] = {"--requirepass", "s3cr:t@pw", NULL};
@@ -221,7 +221,7 @@ Test(auth, requirepass_right_and_wrong)
     srv_stop(&pw);
 }
 
-Test(auth, acl_user)
+Test(net_auth, acl_user)
 {
     test_server acl;
     const char *extra[] = {"--user", "alice", "on", ">wonder-land", "~*", "&*", "+@all", NULL};
@@ -241,7 +241,7 @@ Test(auth, acl_user)
     srv_stop(&acl);
 }
 
-Test(auth, select_refused_is_eauth)
+Test(net_auth, select_refused_is_eauth)
 {
     test_server one;
     const char *extra[] = {"--databases", "2", NULL};

@@ -1,0 +1,58 @@
+/* test_docs.c - the README's complete example program compiles as written and runs. */
+#include <criterion/criterion.h>
+#include <sys/wait.h>
+
+#include "helpers.h"
+
+/* Writes the README's first C block that has a main() to path; 0 when found. */
+static int extract_example(const char *readme, const char *path)
+{
+    FILE *in = fopen(readme, "r"), *out = NULL;
+    char line[1024];
+    int in_block = 0, found = 0;
+    if (!in)
+        return -1;
+    while (!found && fgets(line, sizeof line, in)) {
+        if (!in_block && strncmp(line, "```c", 4) == 0) {
+            in_block = 1;
+            out = fopen(path, "w");
+        } else if (in_block && strncmp(line, "```", 3) == 0) {
+            fclose(out);
+            in_block = 0;
+            FILE *check = fopen(path, "r");
+            char buf[8192];
+            size_t n = fread(buf, 1, sizeof buf - 1, check);
+            buf[n] = 0;
+            fclose(check);
+            found = strstr(buf, "int main(") != NULL;
+        } else if (in_block) {
+            fputs(line, out);
+        }
+    }
+    fclose(in);
+    return found ? 0 : -1;
+}
+
+Test(docs, readme_example_compiles_and_runs, .timeout = 60)
+{
+    test_server srv;
+    char dir[] = "/tmp/redkv-readme-XXXXXX", src[128], cmd[1024], readme[512];
+    const char *root = getenv("REDKV_SRC");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(src, sizeof src, "%s/hello.c", dir);
+    snprintf(readme, sizeof readme, "%s/README.md", root ? root : ".");
+    cr_assert_eq(extract_example(readme, src), 0, "no complete C program in the README");
+    snprintf(cmd, sizeof cmd, "cc -std=c99 -Wall -Wextra -Werror -I%s/include %s -o %s/hello %s -lpthread",
+             root ? root : ".", src, dir, build_path("libredkv.a"));
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    cr_assert_eq(srv_start(&srv, NULL), 0);
+    snprintf(cmd, sizeof cmd, "REDKV_URL=%s %s/hello > %s/out", srv.url, dir, dir);
+    int status = system(cmd);
+    char out[64];
+    SRV(&srv, out, "GET", "myapp:greeting");
+    srv_stop(&srv);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(WEXITSTATUS(status), 0);
+    cr_assert_str_eq(out, "hello");
+    cr_assert_eq(system(cmd), 0);
+}
