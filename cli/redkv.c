@@ -384,9 +384,7 @@ static int run(cli *c, redkv *s)
         return write_all(line, (size_t)n);
     }
     case C_PING:
-        /* No PING in the public API: an EXISTS round trip proves the connection, AUTH and
-           SELECT (the key, the namespace's bare prefix, is only looked at). */
-        rc = redkv_exists(s, "", 0);
+        rc = redkv_ping(s);
         if (rc < 0)
             return fail(rc);
         return write_all("PONG\n", 5);

@@ -109,6 +109,8 @@ REDKV_API int redkv_delete_all(redkv *s);
 REDKV_API int redkv_exists(redkv *s, const void *key, size_t klen);
 /* OK with *ms left, PERSISTENT (no expiry), or MISSING. */
 REDKV_API int redkv_expires_in(redkv *s, const void *key, size_t klen, int64_t *ms);
+/* A PING round trip on a pooled connection (connecting, AUTH, SELECT first if need be). */
+REDKV_API int redkv_ping(redkv *s);
 REDKV_API void redkv_free(void *p);                 /* frees what redkv_get returned */
 REDKV_API const char *redkv_strerror(int status);   /* a short text for a status */
 REDKV_API const char *redkv_last_error(void);       /* the calling thread's last error, in words */

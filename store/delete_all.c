@@ -161,8 +161,15 @@ int redkv_delete_all(redkv *s)
         return rc;
     }
     uint64_t reported = 0;
+    int reused = st.conn->fd >= 0;
     while (rc == REDKV_OK && !st.done) {
         rc = send_scan(&st, &pat, cl->scan_count);
+        if (rc == REDKV_ECONN && reused) {
+            /* The idle connection was closed by the server (see store.c): the first SCAN,
+               harmless to repeat, goes once more on a new connection. */
+            rc = st.status = REDKV_OK;
+        }
+        reused = 0;
         if (cl->progress && st.deleted != reported)
             cl->progress(reported = st.deleted, cl->progress_arg);
     }

@@ -93,6 +93,7 @@ int rk_encode(resp_buf *out, const redkv *s, enum rk_kind kind, const rk_args *a
     case OP_DELETE: rc = encode_key_cmd(out, s, "DEL", 3, a); break;
     case OP_EXISTS: rc = encode_key_cmd(out, s, "EXISTS", 6, a); break;
     case OP_PTTL: rc = encode_key_cmd(out, s, "PTTL", 4, a); break;
+    case OP_PING: rc = resp_encode_header(out, 1) | resp_encode_arg(out, "PING", 4); break;
     }
     if (rc) {
         out->len = start;               /* nothing half-written is ever sent */
@@ -153,8 +154,10 @@ void rk_interpret(enum rk_kind kind, int status, const resp_reply *r, rk_result 
     }
     switch (kind) {
     case OP_SET:
+    case OP_PING:
         if (r->type != RESP_STRING)
-            res->status = rk_error(REDKV_ESERVER, "unexpected reply to SET");
+            res->status = rk_error(REDKV_ESERVER, "unexpected reply to %s",
+                                   kind == OP_SET ? "SET" : "PING");
         break;
     case OP_GET:
     case OP_RENEW_SHA:

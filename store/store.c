@@ -67,7 +67,14 @@ static int run(redkv *s, rk_call *call, const rk_args *a)
     int rc = rk_pool_get(&s->cl->pool, rk_deadline(s->cl->cfg.command_timeout_ms), &conn);
     if (rc)
         return rc;
+    int reused = conn->fd >= 0;
     rc = run_on(conn, s, call, a);
+    if (rc == REDKV_ECONN && reused) {
+        /* The server may have closed the idle connection meanwhile (a restart, CLIENT KILL,
+           its idle timeout), which shows only now. Each command here may safely run twice:
+           it goes once more, on a new connection. */
+        rc = run_on(conn, s, call, a);
+    }
     if (rc == RK_NOSCRIPT) {
         /* The script cache was flushed (or the server restarted): send the text, which
            caches it again. Only this request is on the connection, so order holds. */
@@ -136,6 +143,12 @@ int redkv_delete(redkv *s, const void *key, size_t klen)
 {
     rk_call call = {0};
     return key_op(s, OP_DELETE, key, klen, &call);
+}
+
+int redkv_ping(redkv *s)
+{
+    rk_call call = {0};
+    return key_op(s, OP_PING, "", 0, &call);
 }
 
 int redkv_exists(redkv *s, const void *key, size_t klen)

@@ -31,7 +31,7 @@ struct redkv {
 };
 
 /* What each operation sends and how its reply reads. */
-enum rk_kind { OP_SET, OP_GET, OP_RENEW_SHA, OP_RENEW_EVAL, OP_DELETE, OP_EXISTS, OP_PTTL };
+enum rk_kind { OP_SET, OP_GET, OP_RENEW_SHA, OP_RENEW_EVAL, OP_DELETE, OP_EXISTS, OP_PTTL, OP_PING };
 
 /* The renew script's fallback marker: a status no caller sees. */
 #define RK_NOSCRIPT 100

@@ -160,6 +160,16 @@ Test(store, bad_arguments_send_nothing)
     cr_assert_null(strstr(out, "cmdstat_set"), "nothing may reach the server");
 }
 
+Test(store, ping)
+{
+    char out[4096];
+    SRV(&srv, out, "CONFIG", "RESETSTAT");
+    cr_assert_eq(redkv_ping(st), REDKV_OK);
+    cr_assert_eq(redkv_ping(NULL), REDKV_EINVAL);
+    SRV(&srv, out, "INFO", "commandstats");
+    cr_assert(strstr(out, "cmdstat_ping:calls=1,"), "one PING reached the server: %s", out);
+}
+
 Test(store, delete_and_delete_missing)
 {
     cr_assert_eq(set_str(st, "k", "v", 0), REDKV_OK);
