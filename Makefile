@@ -11,7 +11,7 @@ SONAME  := libredkv.so.0
 # Small-target switches (see README, "Embedded"): e.g. make DEFS=-DREDKV_NO_THREADS
 DEFS    ?=
 CPPFLAGS += -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -Iinclude -Iresp -Inet -Istore $(DEFS)
-CFLAGS  += $(CSTD) $(OPT) -g -Wall -Wextra -Wshadow -Wvla $(WERROR) -fvisibility=hidden
+CFLAGS  += $(CSTD) $(OPT) -g -gdwarf-4 -Wall -Wextra -Wshadow -Wvla $(WERROR) -fvisibility=hidden
 LDLIBS_LIB := $(if $(findstring REDKV_NO_THREADS,$(DEFS)),,-lpthread)
 
 ifeq ($(SANITIZE),1)
