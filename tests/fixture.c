@@ -90,6 +90,26 @@ static void exec_server(test_server *s, const char *const *extra)
     _exit(127);
 }
 
+/* Forks a server on s->port and waits until it answers: 0, or -1 (it died or stayed mute). */
+static int launch(test_server *s, const char *const *extra)
+{
+    s->pid = fork();
+    if (s->pid == 0)
+        exec_server(s, extra);
+    for (long long until = now_ms() + 5000; now_ms() < until;) {
+        char out[64];
+        if (SRV(s, out, "PING") == RESP_STRING || strstr(out, "NOAUTH"))
+            return 0;
+        if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
+            break;                           /* it died (port taken?) */
+        usleep(5000);
+    }
+    kill(s->pid, SIGKILL);
+    waitpid(s->pid, NULL, 0);
+    s->pid = 0;
+    return -1;
+}
+
 int srv_start(test_server *s, const char *const *extra)
 {
     memset(s, 0, sizeof *s);
@@ -103,19 +123,8 @@ int srv_start(test_server *s, const char *const *extra)
     for (int attempt = 0; attempt < 5; attempt++) {
         s->port = free_port();
         snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
-        s->pid = fork();
-        if (s->pid == 0)
-            exec_server(s, extra);
-        for (long long until = now_ms() + 5000; now_ms() < until;) {
-            char out[64];
-            if (SRV(s, out, "PING") == RESP_STRING || strstr(out, "NOAUTH"))
-                return 0;
-            if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
-                break;                       /* it died (port taken?): try another port */
-            usleep(5000);
-        }
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
+        if (launch(s, extra) == 0)
+            return 0;
     }
     fprintf(stderr, "fixture: redis-server did not start (see %s/redis.log)\n", s->dir);
     s->pid = 0;
@@ -137,6 +146,27 @@ void srv_stop(test_server *s)
             fprintf(stderr, "fixture: could not remove %s\n", s->dir);
         s->dir[0] = 0;
     }
+}
+
+void srv_kill(test_server *s)
+{
+    if (s->pid > 0) {
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+        s->pid = 0;
+    }
+}
+
+int srv_restart(test_server *s, const char *const *extra)
+{
+    srv_kill(s);
+    for (int attempt = 0; attempt < 50; attempt++) {    /* the port may linger a moment */
+        if (launch(s, extra) == 0)
+            return 0;
+        usleep(20000);
+    }
+    fprintf(stderr, "fixture: redis-server did not restart on port %d\n", s->port);
+    return -1;
 }
 
 void srv_pause(test_server *s) { kill(s->pid, SIGSTOP); }

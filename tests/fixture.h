@@ -23,6 +23,11 @@ typedef struct test_server {
    ("--requirepass", "pw", NULL), or NULL. Returns 0, or -1 (and prints why). */
 int srv_start(test_server *s, const char *const *extra);
 void srv_stop(test_server *s);
+/* Kills the server at once (SIGKILL), keeping its port and dir; srv_restart starts it again
+   there (with no data: there is no persistence) and waits until it answers: 0 or -1.
+   srv_restart kills a running server first. extra: as for srv_start. */
+void srv_kill(test_server *s);
+int srv_restart(test_server *s, const char *const *extra);
 void srv_pause(test_server *s);    /* SIGSTOP */
 void srv_resume(test_server *s);   /* SIGCONT */
 
