@@ -29,6 +29,24 @@ static int in_namespace(const redkv *s, const char *key, size_t len)
     return key[n] == ':' || (key[n] == '_' && memchr(key + n + 1, ':', len - n - 1) != NULL);
 }
 
+/* Queues req for the command encoded in out from start on (encode_rc: how encoding went;
+   on failure the partial command is taken back). */
+static int push(scan_step *st, rk_req *req, size_t start, int encode_rc, rk_done_fn *done)
+{
+    resp_buf *out = &st->conn->out;
+    if (encode_rc) {
+        out->len = start;
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    }
+    memset(req, 0, sizeof *req);
+    req->len = out->len - start;
+    req->deadline = rk_deadline(st->store->cl->cfg.command_timeout_ms);
+    req->done = done;
+    req->ctx = st;
+    rk_conn_push(st->conn, req);
+    return REDKV_OK;
+}
+
 static void unlink_done(rk_req *req, int status, const resp_reply *reply)
 {
     scan_step *st = req->ctx;
@@ -58,17 +76,7 @@ static int queue_unlink(scan_step *st, const resp_reply *keys)
         if (k->type == RESP_BULK && in_namespace(st->store, k->str, k->len))
             rc = resp_encode_arg(out, k->str, k->len);
     }
-    if (rc) {
-        out->len = start;
-        return rk_error(REDKV_ENOMEM, "out of memory");
-    }
-    memset(&st->unlink_req, 0, sizeof st->unlink_req);
-    st->unlink_req.len = out->len - start;
-    st->unlink_req.deadline = rk_deadline(st->store->cl->cfg.command_timeout_ms);
-    st->unlink_req.done = unlink_done;
-    st->unlink_req.ctx = st;
-    rk_conn_push(st->conn, &st->unlink_req);
-    return REDKV_OK;
+    return push(st, &st->unlink_req, start, rc, unlink_done);
 }
 
 static void scan_done(rk_req *req, int status, const resp_reply *r)
@@ -118,16 +126,8 @@ static int send_scan(scan_step *st, const resp_buf *pat, int count)
              resp_encode_arg(out, st->cursor, strlen(st->cursor)) |
              resp_encode_arg(out, "MATCH", 5) | resp_encode_arg(out, pat->data, pat->len) |
              resp_encode_arg(out, "COUNT", 5) | resp_encode_int(out, count);
-    if (rc) {
-        out->len = start;
-        return rk_error(REDKV_ENOMEM, "out of memory");
-    }
-    memset(&st->req, 0, sizeof st->req);
-    st->req.len = out->len - start;
-    st->req.deadline = rk_deadline(st->store->cl->cfg.command_timeout_ms);
-    st->req.done = scan_done;
-    st->req.ctx = st;
-    rk_conn_push(st->conn, &st->req);
+    if ((rc = push(st, &st->req, start, rc, scan_done)) != REDKV_OK)
+        return rc;
     rk_conn_run(st->conn, &st->req);
     return st->status;
 }
