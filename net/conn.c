@@ -28,7 +28,12 @@
 /* A blocking wait may overshoot its deadline by this much before the kernel timeout is
    shortened, which costs a system call. */
 #define RCVTIMEO_SLACK_MS 10
-#define READ_CHUNK 16384
+/* The read buffer starts at this size (and each read asks for at least this much room);
+   small targets may lower it with -DREDKV_READ_CHUNK=... */
+#ifndef REDKV_READ_CHUNK
+#define REDKV_READ_CHUNK 16384
+#endif
+#define READ_CHUNK REDKV_READ_CHUNK
 
 int64_t rk_now_ms(void)
 {
