@@ -30,6 +30,21 @@ void die(const char *fmt, ...)              /* prints, cleans up (server stopped
 #endif
     ;
 
+/* Fine-grained interleaving: runs work(ctx, who, units) for who = 0 (redkv) and 1 (the
+   reference) in slices, ABBA order, timing each; rate[who] = units done per second of its
+   own time. Noise lasting longer than a slice hits both alike. */
+typedef void work_fn(void *ctx, int who, long units);
+void interleave(work_fn *work, void *ctx, long units_per_slice, int slices, double rate[2]);
+
+/* Per-round figures of one row: the medians, and the median of the per-round ratios. */
+typedef struct rounds {
+    int n;
+    double a[32], b[32];
+} rounds;
+void rounds_add(rounds *r, const double rate[2]);
+double rounds_median(const rounds *r, int who);
+double rounds_ratio(const rounds *r);        /* median of a[i] / b[i] */
+
 /* ---- the table (main.c) ----------------------------------------------------------------- */
 
 /* One row. ratio is redkv / reference of the numbers given (0: none shown). */
@@ -117,5 +132,6 @@ void section_delete_all(void);
 
 /* `redkv-bench --syscalls WHAT PORT N`: the child that strace counts. */
 int syscalls_child(const char *what, int port, long n);
+int pipeline_child(int op, int hiredis, int port, long n);   /* op 0 SET, 1 GET */
 
 #endif

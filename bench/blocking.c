@@ -135,6 +135,8 @@ int syscalls_child(const char *what, int port, long n)
     for (int i = 0; i < NOPS; i++)
         if (strcmp(name, OP_ARG[i]) == 0)
             op = i;
+    if (strcmp(name, "pset") == 0 || strcmp(name, "pget") == 0)
+        return pipeline_child(name[1] == 'g', hiredis, port, n);
     if (op < 0)
         return 2;
     if (!hiredis) {
@@ -236,44 +238,56 @@ static double syscalls_per_call(const char *what, char *desc, size_t cap)
 
 /* ---- the section -------------------------------------------------------------------------- */
 
+typedef struct blk_ctx {
+    redkv *s;
+#ifdef HAVE_HIREDIS
+    redisContext *h;
+#endif
+    int op;
+} blk_ctx;
+
+static void blk_work(void *arg, int who, long n)
+{
+    blk_ctx *x = arg;
+    if (who == 0)
+        redkv_calls(x->s, x->op, n);
+#ifdef HAVE_HIREDIS
+    else
+        hiredis_calls(x->h, x->op, n);
+#endif
+}
+
 void section_blocking(void)
 {
-    long n = g_quick ? 3000 : 15000;
-    double rk[NOPS][32], hr[NOPS][32];
+    long slice = 500;
+    int slices = g_quick ? 6 : 20;
+    blk_ctx x;
+    memset(&x, 0, sizeof x);
     prepare();
-    redkv *s = open_store(g_srv.port);
+    redkv *s = x.s = open_store(g_srv.port);
     redkv_calls(s, OP_GETINTO, 200);                 /* connect and warm up */
 #ifdef HAVE_HIREDIS
-    redisContext *h = open_hiredis(g_srv.port);
+    redisContext *h = x.h = open_hiredis(g_srv.port);
     hiredis_calls(h, OP_GETINTO, 200);
 #endif
     for (int op = 0; op < NOPS; op++) {
-        progress("blocking %s: %d rounds of %ld calls each", OP_NAME[op], g_rounds, n);
+        rounds rr;
+        memset(&rr, 0, sizeof rr);
+        progress("blocking %s: %d rounds of %ld calls each, in slices of %ld", OP_NAME[op],
+                 g_rounds, slice * slices, slice);
+        x.op = op;
         for (int r = 0; r < g_rounds; r++) {
-            for (int k = 0; k < 2; k++) {            /* alternate who goes first */
-                double t0 = now_s();
-                if ((k ^ r) & 1) {
-#ifdef HAVE_HIREDIS
-                    hiredis_calls(h, op, n);
-                    hr[op][r] = (double)n / (now_s() - t0);
-#else
-                    hr[op][r] = 0;
-#endif
-                } else {
-                    redkv_calls(s, op, n);
-                    rk[op][r] = (double)n / (now_s() - t0);
-                }
-            }
+            double rate[2];
+            interleave(blk_work, &x, slice, slices, rate);
+            rounds_add(&rr, rate);
         }
         row *w = add_row("blocking", OP_NAME[op], "calls/s");
-        double a = median(rk[op], g_rounds), b = median(hr[op], g_rounds);
-        fmt_num(w->redkv, sizeof w->redkv, a);
+        fmt_num(w->redkv, sizeof w->redkv, rounds_median(&rr, 0));
 #ifdef HAVE_HIREDIS
-        fmt_num(w->ref, sizeof w->ref, b);
-        w->ratio = a / b;
+        fmt_num(w->ref, sizeof w->ref, rounds_median(&rr, 1));
+        w->ratio = rounds_ratio(&rr);
         snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= 1.0 ? "ok" : "SHORT");
 #else
-        (void)b;
         snprintf(w->ref, sizeof w->ref, "n/a");
 #endif
         snprintf(w->refname, sizeof w->refname, "hiredis");

@@ -31,7 +31,7 @@
 #include <hiredis/hiredis.h>
 #endif
 
-int g_rounds = 5;
+int g_rounds = 7;
 int g_quick = 0;
 const char g_val[VAL_LEN + 1] = "0123456789abcdef0123456789ABCDEF";
 
@@ -67,6 +67,46 @@ double median(double *v, int n)
 {
     qsort(v, (size_t)n, sizeof *v, cmp_double);
     return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+void interleave(work_fn *work, void *ctx, long units_per_slice, int slices, double rate[2])
+{
+    double spent[2] = {0, 0};
+    for (int i = 0; i < slices; i++) {
+        int first = (i % 4 == 0 || i % 4 == 3) ? 0 : 1;      /* A B B A A B B A ... */
+        for (int k = 0; k < 2; k++) {
+            int who = first ^ k;
+            double t0 = now_s();
+            work(ctx, who, units_per_slice);
+            spent[who] += now_s() - t0;
+        }
+    }
+    for (int who = 0; who < 2; who++)
+        rate[who] = (double)units_per_slice * slices / spent[who];
+}
+
+void rounds_add(rounds *r, const double rate[2])
+{
+    if (r->n < 32) {
+        r->a[r->n] = rate[0];
+        r->b[r->n] = rate[1];
+        r->n++;
+    }
+}
+
+double rounds_median(const rounds *r, int who)
+{
+    double v[32];
+    memcpy(v, who ? r->b : r->a, sizeof v);
+    return r->n ? median(v, r->n) : 0;
+}
+
+double rounds_ratio(const rounds *r)
+{
+    double v[32];
+    for (int i = 0; i < r->n; i++)
+        v[i] = r->b[i] > 0 ? r->a[i] / r->b[i] : 0;
+    return r->n ? median(v, r->n) : 0;
 }
 
 void progress(const char *fmt, ...)
@@ -121,22 +161,23 @@ void add_note(const char *fmt, ...)
 
 void fmt_num(char *out, size_t cap, double v)
 {
-    if (v >= 1e9)
-        snprintf(out, cap, "%.3gG", v / 1e9);
-    else if (v >= 1e6)
-        snprintf(out, cap, "%.3gM", v / 1e6);
-    else if (v >= 1e3)
-        snprintf(out, cap, "%.3gk", v / 1e3);
-    else
-        snprintf(out, cap, "%.3g", v);
+    static const char suffix[] = " kMG";
+    int s = 0;
+    while (s < 3 && v >= 999.5) {      /* 999.6k shows as 1.00M, never 1e+03k */
+        v /= 1000;
+        s++;
+    }
+    int prec = v >= 99.95 ? 0 : v >= 9.995 ? 1 : 2;
+    snprintf(out, cap, "%.*f%s", prec, v, s ? (char[]){suffix[s], 0} : "");
 }
 
 static void print_table(void)
 {
     const char *sep = "-------------------------------------------------------------------------"
                       "--------------------------------------------------------------";
-    printf("\nHow to read: ratio = redkv / reference, both from this run, each the median of %d "
-           "interleaved rounds.\n"
+    printf("\nHow to read: each figure is the median of %d rounds; in every round redkv and the "
+           "reference alternate\n  in short slices (A B B A ...), so machine noise hits both "
+           "alike. ratio = redkv / reference,\n  the median of the per-round ratios.\n"
            "  calls/s, req/s, replies/s, MB/s: higher is better (ratio > 1: redkv faster).\n"
            "  s, ms, per call, per request:    lower is better  (ratio < 1: redkv better).\n"
            "  goal: what the row must reach; ok / SHORT: whether it did (see the notes).\n\n",
@@ -163,6 +204,20 @@ static void print_table(void)
 }
 
 /* ---- the machine ---------------------------------------------------------------------------- */
+
+/* Other work on the machine skews every figure: say how busy it was. */
+static void print_load(const char *label)
+{
+    char line[128] = "?";
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (!fgets(line, sizeof line, f))
+            snprintf(line, sizeof line, "?");
+        fclose(f);
+    }
+    line[strcspn(line, "\n")] = 0;
+    printf("%s%s (1, 5, 15 min load average, /proc/loadavg)\n", label, line);
+}
 
 static void print_machine(void)
 {
@@ -210,6 +265,7 @@ static void print_machine(void)
            "say n/a; redis-benchmark and the Lua script still run\n");
 #endif
     printf("rounds:    %d per row%s\n", g_rounds, g_quick ? " (--quick: shorter runs)" : "");
+    print_load("load:      ");
     fflush(stdout);
 }
 
@@ -268,6 +324,7 @@ int main(int argc, char **argv)
         section_delete_all();
     server_stop(&g_srv);
     print_table();
+    print_load("load at the end: ");
     printf("(%.0f s; redis-server stopped)\n", now_s() - t0);
     return 0;
 }

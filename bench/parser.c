@@ -135,49 +135,59 @@ static long hiredis_pass(const stream *s)
 }
 #endif
 
+typedef struct pk_ctx {
+    const stream *s;
+    char *buf;
+    resp_parser *p;
+} pk_ctx;
+
+static void pk_work(void *arg, int who, long passes)
+{
+    pk_ctx *x = arg;
+    for (long i = 0; i < passes; i++) {
+        if (who == 0)
+            redkv_pass(x->s, x->buf, x->p);
+#ifdef HAVE_HIREDIS
+        else
+            hiredis_pass(x->s);
+#endif
+    }
+}
+
 void section_parser(void)
 {
-    double min_time = g_quick ? 0.05 : 0.25;       /* per measurement */
+    double round_time = g_quick ? 0.1 : 0.3;       /* both parsers, per round */
     char *buf = malloc(2 * CHUNK + 8192);
     resp_parser p;
     resp_parser_init(&p, NULL);
     if (!buf)
         die("out of memory");
-    progress("parser: %d rounds per reply kind, >= %.2f s each", g_rounds, min_time);
+    progress("parser: %d rounds per reply kind, about %.1f s each", g_rounds, round_time);
     for (int kind = 0; kind < NPK; kind++) {
         stream s;
-        double rk[32], hr[32];
+        rounds rr;
+        memset(&rr, 0, sizeof rr);
         make_stream(kind, &s);
+        pk_ctx x = {&s, buf, &p};
+        double t0 = now_s();
         if (redkv_pass(&s, buf, &p) != s.replies)
             die("redkv parsed a different number of replies");
 #ifdef HAVE_HIREDIS
         if (hiredis_pass(&s) != s.replies)
             die("hiredis parsed a different number of replies");
 #endif
+        double pair = now_s() - t0;                 /* one pass of each */
+        int slices = (int)(round_time / pair);
+        if (slices < 4)
+            slices = 4;
         for (int r = 0; r < g_rounds; r++) {
-            for (int k = 0; k < 2; k++) {
-                long passes = 0;
-                double t0 = now_s(), dt;
-                if ((k ^ r) & 1) {
-#ifdef HAVE_HIREDIS
-                    do {
-                        hiredis_pass(&s);
-                        passes++;
-                    } while ((dt = now_s() - t0) < min_time);
-                    hr[r] = (double)passes * (double)s.replies / dt;
-#else
-                    hr[r] = 0;
-#endif
-                } else {
-                    do {
-                        redkv_pass(&s, buf, &p);
-                        passes++;
-                    } while ((dt = now_s() - t0) < min_time);
-                    rk[r] = (double)passes * (double)s.replies / dt;
-                }
-            }
+            double rate[2];
+            interleave(pk_work, &x, 1, slices, rate);
+            rate[0] *= (double)s.replies;           /* passes/s to replies/s */
+            rate[1] *= (double)s.replies;
+            rounds_add(&rr, rate);
         }
-        double a = median(rk, g_rounds), b = median(hr, g_rounds);
+        double a = rounds_median(&rr, 0), b = rounds_median(&rr, 1);
         double bytes_per = (double)s.len / (double)s.replies;
         char name[56];
         snprintf(name, sizeof name, "%s (%.0f B each)", PK_NAME[kind], bytes_per);
@@ -192,7 +202,7 @@ void section_parser(void)
 #ifdef HAVE_HIREDIS
         fmt_num(w->ref, sizeof w->ref, b);
         snprintf(m->ref, sizeof m->ref, "%.0f", b * bytes_per / 1e6);
-        w->ratio = m->ratio = a / b;
+        w->ratio = m->ratio = rounds_ratio(&rr);
         snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= 2.0 ? "ok" : "SHORT");
         snprintf(m->verdict, sizeof m->verdict, "%s", w->verdict);
 #else

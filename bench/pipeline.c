@@ -130,13 +130,68 @@ static int redis_benchmark(int clients, long n, double out[NPL])
     return out[0] > 0 && out[1] > 0 ? 0 : -1;
 }
 
+/* `--syscalls pset-redkv|pget-redkv|pset-hiredis|pget-hiredis`: what strace counts. */
+int pipeline_child(int op, int hiredis, int port, long n)
+{
+    if (!hiredis) {
+        char url[64];
+        snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+        redkv_options o;
+        memset(&o, 0, sizeof o);
+        o.url = url;
+        o.ns = BENCH_NS;
+        redkv *s;
+        if (redkv_open(&s, &o) != REDKV_OK)
+            return 1;
+        redkv_pipelined(s, op, 640 + n);
+        redkv_close(s);
+        return 0;
+    }
+#ifdef HAVE_HIREDIS
+    struct timeval tv = {5, 0};
+    redisContext *h = redisConnectWithTimeout("127.0.0.1", port, tv);
+    if (!h || h->err)
+        return 1;
+    hiredis_pipelined(h, op, 640 + n);
+    redisFree(h);
+    return 0;
+#else
+    return 2;
+#endif
+}
+
+typedef struct pl_ctx {
+    redkv *s;
+#ifdef HAVE_HIREDIS
+    redisContext *h;
+#endif
+    int op;
+} pl_ctx;
+
+static void pl_work(void *arg, int who, long n)
+{
+    pl_ctx *x = arg;
+    if (who == 0)
+        redkv_pipelined(x->s, x->op, n);
+#ifdef HAVE_HIREDIS
+    else
+        hiredis_pipelined(x->h, x->op, n);
+#endif
+}
+
 void section_pipeline(void)
 {
-    long total = g_quick ? 50000 : 200000;
-    long rb_n = g_quick ? 100000 : 400000;
-    double rk[NPL][32], hr[NPL][32], rb1[NPL][32], rb50[NPL][32];
+    long slice = 6400;
+    int slices = g_quick ? 6 : 16;
+    long rb_n = g_quick ? 50000 : 200000;
+    rounds rr[NPL], rb1[NPL], rb50[NPL];
     int rb_ok = 1;
     char url[64];
+    pl_ctx x;
+    memset(&x, 0, sizeof x);
+    memset(rr, 0, sizeof rr);
+    memset(rb1, 0, sizeof rb1);
+    memset(rb50, 0, sizeof rb50);
     snprintf(url, sizeof url, "redis://127.0.0.1:%d", g_srv.port);
     redkv_options o;
     memset(&o, 0, sizeof o);
@@ -145,42 +200,34 @@ void section_pipeline(void)
     redkv *s;
     if (redkv_open(&s, &o) != REDKV_OK)
         die("redkv_open: %s", redkv_last_error());
+    x.s = s;
     redkv_pipelined(s, PL_SET, 5000);                   /* connect and warm up */
 #ifdef HAVE_HIREDIS
     struct timeval tv = {5, 0};
-    redisContext *h = redisConnectWithTimeout("127.0.0.1", g_srv.port, tv);
+    redisContext *h = x.h = redisConnectWithTimeout("127.0.0.1", g_srv.port, tv);
     if (!h || h->err)
         die("hiredis connect: %s", h ? h->errstr : "out of memory");
     hiredis_pipelined(h, PL_SET, 5000);
 #endif
-    progress("pipelined: %d rounds of %ld SETs and GETs each, and redis-benchmark -n %ld",
-             g_rounds, total, rb_n);
+    progress("pipelined: %d rounds of %ld SETs and GETs each (slices of %ld), and "
+             "redis-benchmark -n %ld", g_rounds, slice * slices, slice, rb_n);
     for (int r = 0; r < g_rounds; r++) {
         for (int op = 0; op < NPL; op++) {
-            for (int k = 0; k < 2; k++) {
-                if ((k ^ r) & 1) {
-#ifdef HAVE_HIREDIS
-                    hr[op][r] = hiredis_pipelined(h, op, total);
-#else
-                    hr[op][r] = 0;
-#endif
-                } else {
-                    rk[op][r] = redkv_pipelined(s, op, total);
-                }
+            double rate[2];
+            x.op = op;
+            interleave(pl_work, &x, slice, slices, rate);
+            rounds_add(&rr[op], rate);
+        }
+        double v[2][NPL];
+        for (int which = 0; which < 2 && rb_ok; which++)
+            rb_ok = redis_benchmark(which ? 50 : 1, rb_n, v[which]) == 0;
+        if (rb_ok) {
+            /* paired with this round's redkv figure */
+            for (int op = 0; op < NPL; op++) {
+                double p1[2] = {rr[op].a[r], v[0][op]}, p50[2] = {rr[op].a[r], v[1][op]};
+                rounds_add(&rb1[op], p1);
+                rounds_add(&rb50[op], p50);
             }
-        }
-        double v[NPL];
-        if (rb_ok && redis_benchmark(1, rb_n, v) == 0) {
-            rb1[PL_SET][r] = v[PL_SET];
-            rb1[PL_GET][r] = v[PL_GET];
-        } else {
-            rb_ok = 0;
-        }
-        if (rb_ok && redis_benchmark(50, rb_n, v) == 0) {
-            rb50[PL_SET][r] = v[PL_SET];
-            rb50[PL_GET][r] = v[PL_GET];
-        } else {
-            rb_ok = 0;
         }
     }
 
@@ -191,37 +238,33 @@ void section_pipeline(void)
     double async_allocs = (double)(alloc_hook_count() - a0) / 40000.0;
 
     for (int op = 0; op < NPL; op++) {
-        double a = median(rk[op], g_rounds);
+        double a = rounds_median(&rr[op], 0);
         row *w = add_row("pipelined", PL_NAME[op], "req/s");
         fmt_num(w->redkv, sizeof w->redkv, a);
         snprintf(w->refname, sizeof w->refname, "hiredis pipelined");
         snprintf(w->goal, sizeof w->goal, ">= 1.0x");
 #ifdef HAVE_HIREDIS
-        double b = median(hr[op], g_rounds);
-        fmt_num(w->ref, sizeof w->ref, b);
-        w->ratio = a / b;
+        fmt_num(w->ref, sizeof w->ref, rounds_median(&rr[op], 1));
+        w->ratio = rounds_ratio(&rr[op]);
         snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= 1.0 ? "ok" : "SHORT");
 #else
         snprintf(w->ref, sizeof w->ref, "n/a");
 #endif
         for (int which = 0; which < 2; which++) {
+            const rounds *rb = which ? &rb50[op] : &rb1[op];
             w = add_row("pipelined", PL_NAME[op], "req/s");
             fmt_num(w->redkv, sizeof w->redkv, a);
             snprintf(w->refname, sizeof w->refname, "redis-benchmark -c %d", which ? 50 : 1);
             snprintf(w->goal, sizeof w->goal, "close (>= 0.8x)");
             if (rb_ok) {
-                double rb = median(which ? rb50[op] : rb1[op], g_rounds);
-                fmt_num(w->ref, sizeof w->ref, rb);
-                w->ratio = a / rb;
+                fmt_num(w->ref, sizeof w->ref, rounds_median(rb, 1));
+                w->ratio = rounds_ratio(rb);
                 snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= 0.8 ? "ok" : "SHORT");
             } else {
                 snprintf(w->ref, sizeof w->ref, "n/a");
             }
         }
     }
-#ifndef HAVE_HIREDIS
-    (void)hr;
-#endif
     row *w = add_row("heap", "allocations per async set/get", "per request");
     snprintf(w->redkv, sizeof w->redkv, "%.3f", async_allocs);
     snprintf(w->ref, sizeof w->ref, "-");
