@@ -23,6 +23,7 @@ FUZZ_ARGS    ?=
 
 FUZZ_TARGETS += resp
 FUZZ_SRC_resp := $(wildcard resp/*.c)
+FUZZ_TARGETS += url
 
 FUZZ_HEADERS := $(wildcard include/*.h resp/*.h net/*.h store/*.h)
 
@@ -50,7 +51,8 @@ fuzz-regress-%: $(FUZZ_DIR)/fuzz_%
 
 fuzz-regress: $(FUZZ_TARGETS:%=fuzz-regress-%)
 
-# tests/test_resp.c includes fuzz/fuzz_resp.c (to replay fuzz/regress/resp/).
-$(BUILD)/tests/redkv-tests: fuzz/fuzz_resp.c
+# tests/test_resp.c includes fuzz/fuzz_resp.c (to replay fuzz/regress/resp/), and
+# tests/test_hostile.c fuzz/fuzz_url.c (to replay fuzz/corpus/url/).
+$(BUILD)/tests/redkv-tests: fuzz/fuzz_resp.c fuzz/fuzz_url.c
 
 .PHONY: fuzz fuzz-build fuzz-regress

@@ -318,3 +318,45 @@ Test(hostile, cli, .timeout = 120)
     cli_case(&c);
     free(line);
 }
+
+/* ---- hostile URLs: the URL fuzz target's seeds (and any stored finds), replayed ---------- */
+
+#include <dirent.h>
+
+#define LLVMFuzzerTestOneInput fuzz_url_one
+#include "../fuzz/fuzz_url.c"
+
+static int replay_dir(const char *dir)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    if (!d)
+        return 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        char path[1024], buf[65536];
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        FILE *f = fopen(path, "rb");
+        if (!f)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf, f);
+        fclose(f);
+        fuzz_url_one((const uint8_t *)buf, len);   /* aborts on a broken invariant */
+        n++;
+    }
+    closedir(d);
+    return n;
+}
+
+Test(hostile, url_fuzz_replay)
+{
+    const char *src = getenv("REDKV_SRC");
+    char dir[512];
+    int n = 0;
+    snprintf(dir, sizeof dir, "%s/fuzz/corpus/url", src ? src : ".");
+    n += replay_dir(dir);
+    snprintf(dir, sizeof dir, "%s/fuzz/regress/url", src ? src : ".");
+    n += replay_dir(dir);
+    cr_expect_gt(n, 10, "the URL seeds were found (REDKV_SRC=%s)", src ? src : "(unset)");
+}
