@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "bench.h"
@@ -186,6 +187,7 @@ typedef struct outcome {
     double idle;                 /* worst PING wait in the idle window just before */
     double slowest;              /* the server's longest command meanwhile (SLOWLOG), s */
     char slowest_cmd[16];
+    double scan_median;          /* the median SCAN step's duration (SLOWLOG), s */
     long pings, busy;
     long long deleted;           /* by the deleter's own count */
     long long dbsize;
@@ -203,29 +205,50 @@ static double idle_window(pinger *pg)
     return pg->worst;
 }
 
-/* The longest command the server ran since the last SLOWLOG RESET (a measure of the stall
-   free of client scheduling noise): seconds, and its name. */
-static double slowest_command(rawc *c, char *name, size_t cap)
+/* From the server's SLOWLOG since the last reset (every command over 100 us), a measure of
+   the stall free of client scheduling noise: the longest command (seconds, and its name), and
+   the median SCAN step - what one step typically holds the server for. */
+static int cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void read_slowlog(rawc *c, outcome *o)
 {
     const resp_reply *r = RAW(c, "SLOWLOG", "GET", "-1");
     long long best = 0;
-    snprintf(name, cap, "-");
+    long long *scans = NULL;
+    size_t nscans = 0;
+    snprintf(o->slowest_cmd, sizeof o->slowest_cmd, "-");
     if (!r || r->type != RESP_ARRAY)
-        return 0;
+        return;
+    scans = malloc((r->len + 1) * sizeof *scans);
+    if (!scans)
+        die("out of memory");
     for (size_t i = 0; i < r->len; i++) {
         const resp_reply *e = resp_element(r, i);
         if (e->type != RESP_ARRAY || e->len < 4)
             continue;
         const resp_reply *us = resp_element(e, 2), *args = resp_element(e, 3);
-        if (us->type == RESP_INTEGER && us->integer > best) {
+        if (us->type != RESP_INTEGER || args->type != RESP_ARRAY || args->len == 0)
+            continue;
+        const resp_reply *a0 = resp_element(args, 0);
+        if (a0->len == 7 && strncasecmp(a0->str, "slowlog", 7) == 0)
+            continue;                   /* our own SLOWLOG RESET */
+        if (a0->len == 4 && strncasecmp(a0->str, "scan", 4) == 0)
+            scans[nscans++] = us->integer;
+        if (us->integer > best) {
             best = us->integer;
-            if (args->type == RESP_ARRAY && args->len > 0) {
-                const resp_reply *a0 = resp_element(args, 0);
-                snprintf(name, cap, "%.*s", (int)a0->len, a0->str);
-            }
+            snprintf(o->slowest_cmd, sizeof o->slowest_cmd, "%.*s", (int)a0->len, a0->str);
         }
     }
-    return (double)best / 1e6;
+    o->slowest = (double)best / 1e6;
+    if (nscans) {
+        qsort(scans, nscans, sizeof *scans, cmp_ll);
+        o->scan_median = (double)scans[nscans / 2] / 1e6;
+    }
+    free(scans);
 }
 
 static void verify(rawc *c, outcome *o, int exact)
@@ -271,7 +294,7 @@ static outcome run_redkv(rawc *c, pinger *pg, int scan_count, int exact)
     if (rc != REDKV_OK)
         die("redkv_delete_all: %s", redkv_last_error());
     redkv_close(s);
-    o.slowest = slowest_command(c, o.slowest_cmd, sizeof o.slowest_cmd);
+    read_slowlog(c, &o);
     o.worst = pg->worst;
     o.p99 = ping_quantile(pg, 0.99);
     o.pings = pg->pings;
@@ -295,7 +318,7 @@ static outcome run_lua(rawc *c, pinger *pg, int exact)
     ping_measure(pg, 0);
     if (!r || r->type == RESP_ERROR)
         die("the Lua delete_all failed: %.*s", r ? (int)r->len : 4, r ? r->str : "lost");
-    o.slowest = slowest_command(c, o.slowest_cmd, sizeof o.slowest_cmd);
+    read_slowlog(c, &o);
     long long before = 3 * g_n + g_n / 10;
     o.worst = pg->worst;
     o.p99 = ping_quantile(pg, 0.99);
@@ -315,9 +338,10 @@ static int cmp_time(const void *a, const void *b)
 /* The median outcome by time; the worst stall is the median of the stalls. */
 static outcome median_outcome(outcome *v, int n)
 {
-    double w[16], id[16], sl[16], pp[16];
+    double w[16], id[16], sl[16], pp[16], sm[16];
     for (int i = 0; i < n; i++) {
         w[i] = v[i].worst;
+        sm[i] = v[i].scan_median;
         pp[i] = v[i].p99;
         id[i] = v[i].idle;
         sl[i] = v[i].slowest;
@@ -333,6 +357,7 @@ static outcome median_outcome(outcome *v, int n)
     m.idle = median(id, n);
     m.slowest = median(sl, n);
     m.p99 = median(pp, n);
+    m.scan_median = median(sm, n);
     return m;
 }
 
@@ -357,7 +382,7 @@ void section_delete_all(void)
         !RAW(&c, "CONFIG", "SET", "slowlog-max-len", "1000000"))
         die("FLUSHALL or CONFIG SET failed");
     progress("delete_all: %ld + %ld + %ld + %ld keys (NS, NS_child, NSX, OTHER); %d rounds of "
-             "redkv (scan_count 1000) and the Lua script, then scan_count 100..10000",
+             "redkv (scan_count 1000) and the Lua script, then other scan_counts",
              g_n, g_n / 10, g_n, g_n, nrounds);
     populate_all(&c);
 
@@ -442,8 +467,9 @@ void section_delete_all(void)
         size_t j = i < 1 ? i : i - 1;
         const outcome *o = i == 1 ? &a : &sw[j];
         int count = i == 1 ? 1000 : sweep[j];
-        add_note("  scan_count %5d: %5.2f s; PING wait worst %6.2f ms, p99 %5.2f ms (idle worst "
-                 "%5.2f); longest command %6.2f ms (%s)", count, o->seconds, o->worst * 1e3,
-                 o->p99 * 1e3, o->idle * 1e3, o->slowest * 1e3, o->slowest_cmd);
+        add_note("  scan_count %5d: %5.2f s; PING wait worst %6.2f ms, p99 %5.2f (idle worst "
+                 "%5.2f); SCAN step median %5.2f ms, longest command %6.2f ms (%s)", count,
+                 o->seconds, o->worst * 1e3, o->p99 * 1e3, o->idle * 1e3, o->scan_median * 1e3,
+                 o->slowest * 1e3, o->slowest_cmd);
     }
 }
