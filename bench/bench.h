@@ -129,6 +129,7 @@ void section_blocking(void);
 void section_pipeline(void);
 void section_parser(void);
 void section_delete_all(void);
+extern int g_sweep[16], g_nsweep;           /* delete_all's other scan_counts, ascending */
 
 /* `redkv-bench --syscalls WHAT PORT N`: the child that strace counts. */
 int syscalls_child(const char *what, int port, long n);

@@ -28,6 +28,8 @@ static const char LITESTAR_SCRIPT[] =
     "until cursor == 0\n";
 
 static long g_n;                 /* keys per big namespace */
+int g_sweep[16] = {300, 3000, 10000};
+int g_nsweep = 3;
 
 /* ---- the pinging thread --------------------------------------------------------------- */
 
@@ -373,7 +375,8 @@ static void describe(char *out, size_t cap, const outcome *o)
 void section_delete_all(void)
 {
     int nrounds = g_quick ? 1 : 3;
-    static const int sweep[] = {300, 3000, 10000};
+    const int *sweep = g_sweep;
+    size_t nsweep = (size_t)g_nsweep;
     g_n = g_quick ? 100000 : 1000000;
     rawc c;
     if (rawc_open(&c, g_srv.port))
@@ -406,8 +409,8 @@ void section_delete_all(void)
     for (int r = 0; r < nrounds; r++)
         busy += lua[r].busy;
 
-    outcome sw[sizeof sweep / sizeof *sweep];
-    for (size_t i = 0; i < sizeof sweep / sizeof *sweep; i++) {
+    outcome sw[16];
+    for (size_t i = 0; i < nsweep; i++) {
         progress("delete_all: scan_count %d", sweep[i]);
         sw[i] = run_redkv(&c, &pg, sweep[i], 0);
         exact &= sw[i].dbsize == 2 * g_n && sw[i].deleted == g_n + g_n / 10;
@@ -462,11 +465,22 @@ void section_delete_all(void)
              "before each run", a.pings, a.p99 * 1e3, b.pings,
              busy ? " (with -BUSY answers, past lua-time-limit)" : "", g_quick ? 0.2 : 0.5);
     add_note("delete_all scan_count sweep (one run each; 1000 is the median above):");
-    for (size_t i = 0; i <= sizeof sweep / sizeof *sweep; i++) {
-        /* in order of count, with the default's median in its place */
-        size_t j = i < 1 ? i : i - 1;
-        const outcome *o = i == 1 ? &a : &sw[j];
-        int count = i == 1 ? 1000 : sweep[j];
+    /* in order of count, with the default's median (1000) in its place */
+    int done_default = 0;
+    for (size_t i = 0; i <= nsweep; i++) {
+        const outcome *o;
+        int count;
+        if (!done_default && (i == nsweep || sweep[i] > 1000)) {
+            o = &a;
+            count = 1000;
+            done_default = 1;
+            i--;                         /* this i is still to come */
+        } else {
+            if (i == nsweep)
+                break;
+            o = &sw[i];
+            count = sweep[i];
+        }
         add_note("  scan_count %5d: %5.2f s; PING wait worst %6.2f ms, p99 %5.2f (idle worst "
                  "%5.2f); SCAN step median %5.2f ms, longest command %6.2f ms (%s)", count,
                  o->seconds, o->worst * 1e3, o->p99 * 1e3, o->idle * 1e3, o->scan_median * 1e3,

@@ -16,6 +16,7 @@
  * Ctrl-C or SIGTERM, on a crash, or killed (PR_SET_PDEATHSIG).
  *
  * Usage: redkv-bench [--quick] [--rounds N] [--only blocking,pipeline,parser,delete_all]
+ *                    [--scan-counts 300,3000,10000]  (delete_all's sweep beside 1000)
  *        redkv-bench --syscalls WHAT PORT N     (internal: what strace counts) */
 #include <stdarg.h>
 #include <stdio.h>
@@ -297,9 +298,24 @@ int main(int argc, char **argv)
             g_rounds = atoi(argv[++i]);
         } else if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
             only = argv[++i];
+        } else if (strcmp(argv[i], "--scan-counts") == 0 && i + 1 < argc) {
+            char *p = argv[++i], *end;
+            g_nsweep = 0;
+            while (*p && g_nsweep < 16) {
+                long v = strtol(p, &end, 10);
+                if (end == p || v <= 0 || v > 1000000 || v == 1000 ||
+                    (g_nsweep && v <= g_sweep[g_nsweep - 1])) {
+                    fprintf(stderr, "redkv-bench: --scan-counts takes ascending counts other "
+                            "than 1000 (the default, always run), e.g. 300,3000,10000\n");
+                    return 2;
+                }
+                g_sweep[g_nsweep++] = (int)v;
+                p = *end == ',' ? end + 1 : end;
+            }
         } else {
             fprintf(stderr, "usage: %s [--quick] [--rounds N] [--only "
-                    "blocking,pipeline,parser,delete_all]\n", argv[0]);
+                    "blocking,pipeline,parser,delete_all] [--scan-counts 300,3000,10000]\n",
+                    argv[0]);
             return 2;
         }
     }

@@ -232,9 +232,11 @@ const resp_reply *rawc_cmdv(rawc *c, int argc, const void *const *argv, const si
 {
     if (c->fd < 0)
         return NULL;
-    memmove(c->in, c->in + c->consumed, c->len - c->consumed);
-    c->len -= c->consumed;
-    c->consumed = 0;
+    if (c->consumed) {
+        memmove(c->in, c->in + c->consumed, c->len - c->consumed);
+        c->len -= c->consumed;
+        c->consumed = 0;
+    }
     c->out.len = 0;
     if (resp_encode(&c->out, argc, argv, lens) != 0)
         return NULL;
