@@ -201,6 +201,7 @@ static void progress_cb(uint64_t deleted, void *arg) { *(uint64_t *)arg = delete
 /* Pings an idle server for a while just before a run: that run's baseline. */
 static double idle_window(pinger *pg)
 {
+    ping_wait(pg, 2);            /* not the PING that waited through DEBUG POPULATE */
     ping_measure(pg, 1);
     usleep(g_quick ? 200000 : 500000);
     ping_measure(pg, 0);
