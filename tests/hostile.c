@@ -17,6 +17,8 @@
 #include "hostile.h"
 #include "resp.h"
 
+long long now_ms(void);   /* fixture.c */
+
 #define MAX_CONNS 32
 #define MAX_SCRIPTS 16
 
@@ -27,6 +29,8 @@ typedef struct hconn {
     enum phase phase;
     int then;                 /* what P_SEND turns into once the bytes are out */
     int script;               /* P_FIRST: the script this connection follows */
+    int drip_ms;              /* P_SEND: one byte at a time, this far apart */
+    long long next_drip;
     char *in;
     size_t in_len, in_cap;
     char *out;
@@ -196,6 +200,7 @@ static int take_commands(hostile *h, hconn *c, int script)
         const hostile_script *s = &h->scripts[script];
         put(c, s->bytes, s->bytes ? s->len : 0);
         c->then = s->then;
+        c->drip_ms = s->drip_ms;
         c->phase = P_SEND;
     }
     if (c->phase == P_SEND || c->phase == P_HANG)
@@ -228,6 +233,7 @@ static void new_conn(hostile *h)
     if (n < h->nscripts && h->scripts[n].at_once) {
         put(c, h->scripts[n].bytes, h->scripts[n].bytes ? h->scripts[n].len : 0);
         c->then = h->scripts[n].then;
+        c->drip_ms = h->scripts[n].drip_ms;
         c->phase = P_SEND;
     }
     c->script = n;
@@ -236,7 +242,14 @@ static void new_conn(hostile *h)
 static void flush_out(hconn *c)
 {
     while (c->out_pos < c->out_len) {
-        ssize_t n = send(c->fd, c->out + c->out_pos, c->out_len - c->out_pos, MSG_NOSIGNAL);
+        size_t len = c->out_len - c->out_pos;
+        if (c->phase == P_SEND && c->drip_ms) {
+            if (now_ms() < c->next_drip)
+                return;
+            c->next_drip = now_ms() + c->drip_ms;
+            len = 1;
+        }
+        ssize_t n = send(c->fd, c->out + c->out_pos, len, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
@@ -291,14 +304,21 @@ static void *run(void *arg)
         int n = 0;
         pfd[n++] = (struct pollfd){h->wake[0], POLLIN, 0};
         pfd[n++] = (struct pollfd){h->lfd, POLLIN, 0};
+        int timeout = -1;
         for (int i = 0; i < MAX_CONNS; i++) {
             hconn *c = &h->conns[i];
             if (c->phase == P_FREE)
                 continue;
+            int dripping = c->phase == P_SEND && c->drip_ms && c->out_pos < c->out_len;
+            if (dripping) {
+                long long left = c->next_drip - now_ms();
+                int t = left < 0 ? 0 : (int)left;
+                timeout = timeout < 0 || t < timeout ? t : timeout;
+            }
             who[n] = c;
-            pfd[n++] = (struct pollfd){c->fd, (short)(POLLIN | (c->out_len ? POLLOUT : 0)), 0};
+            pfd[n++] = (struct pollfd){c->fd, (short)(POLLIN | (c->out_len && !dripping ? POLLOUT : 0)), 0};
         }
-        if (poll(pfd, (nfds_t)n, -1) < 0 && errno != EINTR)
+        if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
             break;
         if (pfd[0].revents)
             break;
@@ -309,7 +329,7 @@ static void *run(void *arg)
             if (c->phase != P_FREE && (pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 on_readable(h, c);
             if (c->phase != P_FREE && c->out_len)
-                flush_out(c);
+                flush_out(c);             /* a drip sends only when its time has come */
         }
         /* A script with no bytes to send turns at once into what follows it. */
         for (int i = 0; i < MAX_CONNS; i++)
@@ -391,7 +411,6 @@ int hostile_commands(hostile *h) { return __atomic_load_n(&h->commands, __ATOMIC
 
 /* ---- the asynchronous API driven from a poll() loop ----------------------------------- */
 
-long long now_ms(void);   /* fixture.c */
 
 void rec_cb(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
 {

@@ -17,6 +17,7 @@ typedef struct hostile_script {
     size_t len;
     int then;                 /* enum hostile_then */
     int at_once;              /* act on accept, before any command arrives */
+    int drip_ms;              /* > 0: send the bytes one at a time, this far apart */
 } hostile_script;
 
 typedef struct hostile hostile;

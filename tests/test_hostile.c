@@ -20,6 +20,7 @@ typedef struct bad_case {
     int then;                 /* enum hostile_then */
     int at_once;
     int want;                 /* the status of the first request */
+    int drip_ms;              /* the bytes come one at a time, this far apart */
 } bad_case;
 
 static const bad_case cases[] = {
@@ -81,6 +82,11 @@ static const bad_case cases[] = {
     {"never answers", NULL, 0, H_HANG, 0, REDKV_ETIMEDOUT},
     {"half a reply, then silence", BYTES("$5\r\nab"), H_HANG, 0, REDKV_ETIMEDOUT},
     {"half a line, then silence", BYTES("+OK"), H_HANG, 0, REDKV_ETIMEDOUT},
+    /* a trickle that never ends is bounded by the request's deadline, not each read's */
+    {"endless trickle", BYTES("+aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+                              "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"),
+     H_HANG, 0, REDKV_ETIMEDOUT, 10},
+    {"trickle of garbage", BYTES("$3\r\nabcXY"), H_HANG, 0, REDKV_EPROTO, 10},
 };
 #define NCASES (sizeof cases / sizeof *cases)
 
@@ -96,7 +102,7 @@ static char *long_line(char type, size_t n)
 
 static hostile *serve(const bad_case *c)
 {
-    hostile_script s = {c->bytes, c->len, c->then, c->at_once};
+    hostile_script s = {c->bytes, c->len, c->then, c->at_once, c->drip_ms};
     hostile *h = hostile_start(&s, 1);
     cr_assert(h, "the fake server must start");
     return h;
@@ -261,6 +267,54 @@ Test(hostile, wrong_type_keeps_connection)
         redkv_close(s);
         hostile_stop(h);
     }
+}
+
+/* A slow server that answers within the timeout is no error. */
+Test(hostile, slow_but_in_time)
+{
+    hostile_script sc[2] = {{BYTES("+OK\r\n"), H_GOOD, 0, 10}, {BYTES("$2\r\nv1\r\n"), H_GOOD, 0, 10}};
+    hostile *h = hostile_start(sc, 2);
+    cr_assert(h);
+    redkv *s = open_on(h, 0);
+    cr_expect_eq(redkv_set(s, "k", 1, "v1", 2, 0, 0), REDKV_OK, "%s", redkv_last_error());
+    cb_rec g = {0};
+    cr_assert_eq(redkv_get_async(s, "k", 1, 0, rec_cb, &g), 0);
+    cr_expect_eq(drive(s, 2000), 0);
+    cr_expect(g.calls == 1 && g.status == REDKV_OK && g.vlen == 2, "%d", g.status);
+    redkv_close(s);
+    hostile_stop(h);
+}
+
+/* Pipelined: a good reply, then one that breaks the protocol. EPROTO goes to the request
+   whose reply broke it, and only to that one. */
+Test(hostile, eproto_to_the_right_request)
+{
+    hostile_script sc = {BYTES("+OK\r\n?bad\r\n"), H_HANG, 0, 0};
+    hostile *h = hostile_start(&sc, 1);
+    cr_assert(h);
+    redkv *s = open_on(h, 0);
+    cb_rec a = {0}, b = {0}, c = {0};
+    cr_assert_eq(redkv_set_async(s, "k", 1, "v", 1, 0, 0, rec_cb, &a), 0);
+    cr_assert_eq(redkv_get_async(s, "k", 1, 0, rec_cb, &b), 0);
+    cr_assert_eq(redkv_get_async(s, "k", 1, 0, rec_cb, &c), 0);
+    cr_expect_eq(drive(s, TIMEOUT_MS + slack_ms()), 0);
+    cr_expect(a.calls == 1 && a.status == REDKV_OK, "first: %d calls, %d", a.calls, a.status);
+    cr_expect(b.calls == 1 && b.status == REDKV_EPROTO, "second: %d calls, %d", b.calls, b.status);
+    cr_expect(c.calls == 1 && (c.status == REDKV_ECONN || c.status == REDKV_MISSING),
+              "third: %d calls, %d", c.calls, c.status);
+    redkv_close(s);
+    hostile_stop(h);
+
+    /* blocking: the extra bytes after the answer break the connection, not the call */
+    h = hostile_start(&sc, 1);
+    cr_assert(h);
+    s = open_on(h, 0);
+    cr_expect_eq(redkv_set(s, "k", 1, "v", 1, 0, 0), REDKV_OK, "%s", redkv_last_error());
+    int rc = redkv_exists(s, "k", 1);    /* had the bad bytes come late, this call gets them */
+    cr_expect(rc == 0 || rc == REDKV_EPROTO, "%d", rc);
+    check_recovers(s, h, "extra reply");
+    redkv_close(s);
+    hostile_stop(h);
 }
 
 /* Closing with requests in flight on a server that never answers: each callback once. */
