@@ -181,7 +181,16 @@ static void print_table(void)
            "alike. ratio = redkv / reference,\n  the median of the per-round ratios.\n"
            "  calls/s, req/s, replies/s, MB/s: higher is better (ratio > 1: redkv faster).\n"
            "  s, ms, per call, per request:    lower is better  (ratio < 1: redkv better).\n"
-           "  goal: what the row must reach; ok / SHORT: whether it did (see the notes).\n\n",
+           "  goal: what the row must reach; ok / SHORT: whether it did (see the notes).\n"
+           "Rows: blocking = one call at a time on one connection (1000 keys, 32-byte values),\n"
+           "  hiredis sending the same commands by redisCommandArgv (SET PX, GET, EVALSHA of redkv's\n"
+           "  renew script). syscalls = strace -c of a 3000-call run minus a 1000-call run, per call.\n"
+           "  heap = allocations per call in steady state (redkv: its allocator hook; hiredis: a\n"
+           "  malloc interposer in this binary). pipelined = redkv's async API in a poll() loop\n"
+           "  keeping 64 in flight, hiredis appending 64 then reading 64, redis-benchmark -P 64\n"
+           "  with 1 and with 50 connections. parser = the same bytes fed in 16 KiB chunks.\n"
+           "  delete_all = NS (1M keys) and NS_child (100k) beside NSX (1M, a sibling) and OTHER\n"
+           "  (1M), with a thread pinging meanwhile; the reference is Litestar's one Lua script.\n\n",
            g_rounds);
     printf("%-38s %-11s %10s  %-22s %10s %7s  %-18s %s\n", "row", "unit", "redkv", "reference",
            "ref", "ratio", "goal", "");

@@ -47,9 +47,14 @@ static void cleanup_now(void)
     if (child > 0)
         kill(child, SIGKILL);
     if (srv > 0) {
+        g_srv.pid = 0;
         kill(srv, SIGCONT);
         kill(srv, SIGKILL);
+        while (waitpid(srv, NULL, 0) < 0 && errno == EINTR)
+            ;                          /* gone (and reaped) before its files are removed */
     }
+    if (child > 0)
+        waitpid(child, NULL, WNOHANG);
     for (int i = 0; i < 3; i++)
         if (g_files[i][0])
             unlink(g_files[i]);
@@ -156,14 +161,7 @@ int server_start(bench_server *s)
 
 void server_stop(bench_server *s)
 {
-    pid_t pid = s->pid;
-    if (pid > 0) {
-        s->pid = 0;
-        kill(pid, SIGCONT);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-    }
-    cleanup_now();
+    cleanup_now();                     /* s is g_srv */
     s->dir[0] = 0;
 }
 
