@@ -3,6 +3,7 @@
  * through the blocking calls, the asynchronous ones (each callback once) and the tool; and
  * the next call must reconnect and work, since the server answers well from then on. */
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -314,6 +315,101 @@ Test(hostile, eproto_to_the_right_request)
     cr_expect(rc == 0 || rc == REDKV_EPROTO, "%d", rc);
     check_recovers(s, h, "extra reply");
     redkv_close(s);
+    hostile_stop(h);
+}
+
+/* The handshake's replies are checked like any other: bad bytes to AUTH (or SELECT) end the
+   call with EPROTO, a refusal with EAUTH, silence with ETIMEDOUT; asynchronous requests,
+   not written before the handshake ends, may go on the next (good) connection instead. */
+Test(hostile, bad_handshake_replies)
+{
+    static const struct { const char *bytes; size_t len; int then; int want; } hs[] = {
+        {BYTES("?bad\r\n"), H_HANG, REDKV_EPROTO},
+        {BYTES("$-7\r\n"), H_HANG, REDKV_EPROTO},
+        {BYTES("+OK\n"), H_HANG, REDKV_EPROTO},
+        {BYTES("-WRONGPASS no\r\n"), H_HANG, REDKV_EAUTH},
+        {BYTES("+OK\r\n-ERR DB index is out of range\r\n"), H_HANG, REDKV_EAUTH},
+        {BYTES("+OK\r\n?bad\r\n"), H_HANG, REDKV_EPROTO},
+        {BYTES("+OK\r\n+OK\r\n+OK\r\n"), H_HANG, REDKV_EPROTO},   /* a reply nobody asked for */
+        {NULL, 0, H_HANG, REDKV_ETIMEDOUT},
+        {BYTES("+OK\r\n"), H_HANG, REDKV_ETIMEDOUT},                  /* SELECT unanswered */
+        {NULL, 0, H_CLOSE, REDKV_ECONN},
+    };
+    for (size_t i = 0; i < sizeof hs / sizeof *hs; i++) {
+        for (int async = 0; async <= 1; async++) {
+            hostile_script sc = {hs[i].bytes, hs[i].len, hs[i].then, 0, 0};
+            hostile *h = hostile_start(&sc, 1);
+            cr_assert(h);
+            redkv_options o = {0};
+            o.url = hostile_url(h);
+            o.password = "pw";
+            o.db = 3;
+            o.command_timeout_ms = TIMEOUT_MS;
+            redkv *s = NULL;
+            cr_assert_eq(redkv_open(&s, &o), REDKV_OK);
+            long long t0 = now_ms();
+            if (!async) {
+                int rc = redkv_set(s, "k", 1, "v", 1, 0, 0);
+                cr_expect_eq(rc, hs[i].want, "case %zu: %d (%s)", i, rc, redkv_last_error());
+                cr_expect_leq(now_ms() - t0, TIMEOUT_MS + slack_ms(), "case %zu", i);
+            } else {
+                cb_rec a = {0}, b = {0};
+                cr_assert_eq(redkv_set_async(s, "k", 1, "v", 1, 0, 0, rec_cb, &a), 0);
+                cr_assert_eq(redkv_get_async(s, "k", 1, 0, rec_cb, &b), 0);
+                cr_expect_eq(drive(s, TIMEOUT_MS + slack_ms() + 2000), 0, "case %zu", i);
+                cr_expect(a.calls == 1 && b.calls == 1, "case %zu: %d and %d calls", i, a.calls,
+                          b.calls);
+                /* EAUTH fails every queued request; after a broken handshake the requests,
+                   never written, go on the next connection (which works). */
+                if (hs[i].want == REDKV_EAUTH || hs[i].want == REDKV_ETIMEDOUT)
+                    cr_expect(a.status == hs[i].want && b.status == hs[i].want,
+                              "case %zu: %d, %d", i, a.status, b.status);
+                else
+                    cr_expect((a.status == hs[i].want || a.status == REDKV_OK) &&
+                                  (b.status == a.status || b.status == REDKV_ECONN ||
+                                   b.status == REDKV_OK),
+                              "case %zu: %d, %d", i, a.status, b.status);
+                cr_expect_leq(a.at_ms - t0, TIMEOUT_MS + slack_ms(), "case %zu", i);
+            }
+            check_recovers(s, h, "handshake");
+            redkv_close(s);
+            hostile_stop(h);
+        }
+    }
+}
+
+/* A callback that closes its store while the connection fails under it: every other
+   callback still runs once (with ECONN), and nothing is used after it is freed. */
+static void close_on_error(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
+{
+    rec_cb(s, status, val, vlen, n, arg);
+    if (status != REDKV_OK)
+        redkv_close(s);
+}
+
+Test(hostile, callback_closes_store_on_error)
+{
+    hostile_script sc = {BYTES("?bad\r\n"), H_HANG, 0, 0};
+    hostile *h = hostile_start(&sc, 1);
+    cr_assert(h);
+    redkv *s = open_on(h, 0);
+    cb_rec first = {0}, r[4];
+    memset(r, 0, sizeof r);
+    cr_assert_eq(redkv_get_async(s, "k", 1, 0, close_on_error, &first), 0);
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(redkv_get_async(s, "k", 1, 0, rec_cb, &r[i]), 0);
+    long long until = now_ms() + TIMEOUT_MS + slack_ms();
+    while (first.calls == 0 && now_ms() < until) {
+        struct pollfd p = {redkv_fd(s), POLLIN | POLLOUT, 0};
+        int n = poll(&p, p.fd >= 0 ? 1 : 0, 10);
+        redkv_process(s, n > 0 ? REDKV_READ | REDKV_WRITE : 0);
+    }
+    /* s is closed now (from the callback): no more driving. */
+    cr_expect(first.calls == 1 && first.status == REDKV_EPROTO, "%d calls, %d", first.calls,
+              first.status);
+    for (int i = 0; i < 4; i++)
+        cr_expect(r[i].calls == 1 && r[i].status == REDKV_ECONN, "request %d: %d calls, %d", i,
+                  r[i].calls, r[i].status);
     hostile_stop(h);
 }
 
