@@ -1,7 +1,8 @@
 # bench.mk - `make bench`: redkv side by side with hiredis, redis-benchmark and Litestar's
 # delete_all script, in one run (bench/main.c says how to read the table).
 #   make bench                      the full run (a few minutes)
-#   make bench BENCH_ARGS=--quick   shorter rounds; also --rounds N, --only blocking,parser,...
+#   make bench BENCH_ARGS=--quick   shorter rounds; also --rounds N, --only blocking,parser,...,
+#                                   --scan-counts 300,3000,10000 (delete_all sweep beside 1000)
 #   make bench HIREDIS=0            build without the hiredis reference even when it is there
 # hiredis is Debian's libhiredis-dev; it is looked for only when the bench is built.
 
