@@ -69,7 +69,8 @@ static int parse_ll(const char *s, size_t n, long long *out)
         return -1;
     for (; i < n; i++) {
         unsigned d = (unsigned char)s[i] - '0';
-        if (d > 9 || v > (max - d) / 10)
+        /* 18 digits cannot overflow: divide only for the 19th */
+        if (d > 9 || (n - i == 1 && n - neg == 19 && v > (max - d) / 10))
             return -1;
         v = v * 10 + d;
     }
@@ -82,12 +83,26 @@ static int parse_ll(const char *s, size_t n, long long *out)
 static int find_line(resp_parser *p, const char *buf, size_t len, size_t *eol)
 {
     size_t from = p->scan > p->pos ? p->scan : p->pos;
-    const char *cr = memchr(buf + from, '\r', len - from);
-    size_t end = cr ? (size_t)(cr - buf) : len;
-    if (memchr(buf + from, '\n', end - from)) {
-        fail(p, "line ends with LF without CR");
-        return -1;
+    /* Most lines are short ("$32", ":1234"): one byte loop finds the CR and checks for a
+       stray LF at once; a long line goes on with memchr. */
+    const char *q = buf + from, *stop = buf + (len - from > 32 ? from + 32 : len);
+    while (q < stop && *q != '\r' && *q != '\n')
+        q++;
+    const char *cr;
+    if (q < stop) {
+        if (*q == '\n') {
+            fail(p, "line ends with LF without CR");
+            return -1;
+        }
+        cr = q;
+    } else {
+        cr = memchr(q, '\r', len - (size_t)(q - buf));
+        if (memchr(q, '\n', (cr ? (size_t)(cr - buf) : len) - (size_t)(q - buf))) {
+            fail(p, "line ends with LF without CR");
+            return -1;
+        }
     }
+    size_t end = cr ? (size_t)(cr - buf) : len;
     if (end - p->pos > p->lim.max_line + 1) {
         fail(p, "line longer than the limit");
         return -1;
@@ -141,7 +156,8 @@ static int complete_element(resp_parser *p)
 static long long parse_element(resp_parser *p, const char *buf, size_t len)
 {
     size_t eol;
-    if (!memchr("+-:$*", buf[p->pos], 5))     /* fail at once, not after the line */
+    char t = buf[p->pos];
+    if (t != ':' && t != '$' && t != '*' && t != '+' && t != '-')   /* fail at once */
         return fail(p, "unknown reply type byte");
     int found = find_line(p, buf, len, &eol);
     if (found <= 0)
