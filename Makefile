@@ -63,12 +63,26 @@ TEST_ENV = REDKV_BUILD=$(CURDIR)/$(BUILD) REDKV_SRC=$(CURDIR)
 TEST_JOBS ?= 2
 TEST_ARGS ?=
 
+# Each test runs in a child process, and a child's valgrind or LeakSanitizer report does not
+# change the exit status: the reports go to files, one per process, and any report fails
+# the run. tests/*.supp hide only the few bytes Criterion's own runner leaks.
+CHECK_REPORTS = set -- $$(find $(BUILD)/tests/reports -type f -size +0); \
+	if [ $$\# -gt 0 ]; then cat "$$@" >&2; echo "$$\# process(es) reported errors" >&2; exit 1; fi
+
 test: all $(BUILD)/tests/redkv-tests
+	@rm -rf $(BUILD)/tests/reports && mkdir -p $(BUILD)/tests/reports
 ifeq ($(VALGRIND),1)
 	$(TEST_ENV) REDKV_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
 		--errors-for-leak-kinds=definite,indirect --trace-children=yes \
 		--trace-children-skip='*redis-server*,*redis-cli*,/bin/*,/usr/bin/*' \
-		$(BUILD)/tests/redkv-tests --jobs $(TEST_JOBS) $(TEST_ARGS)
+		--suppressions=tests/valgrind.supp --log-file=$(BUILD)/tests/reports/valgrind.%p \
+		$(BUILD)/tests/redkv-tests --jobs $(TEST_JOBS) $(TEST_ARGS); \
+	rc=$$?; $(CHECK_REPORTS); exit $$rc
+else ifeq ($(SANITIZE),1)
+	$(TEST_ENV) LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+		ASAN_OPTIONS=log_path=$(CURDIR)/$(BUILD)/tests/reports/asan:fast_unwind_on_malloc=0 \
+		$(BUILD)/tests/redkv-tests --jobs $(TEST_JOBS) $(TEST_ARGS); \
+	rc=$$?; $(CHECK_REPORTS); exit $$rc
 else
 	$(TEST_ENV) $(BUILD)/tests/redkv-tests --jobs $(TEST_JOBS) $(TEST_ARGS)
 endif
