@@ -75,7 +75,7 @@ ifeq ($(VALGRIND),1)
 	$(TEST_ENV) REDKV_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
 		--errors-for-leak-kinds=definite,indirect --trace-children=yes \
 		--trace-children-skip='*redis-server*,*redis-cli*,/bin/*,/usr/bin/*' \
-		--suppressions=tests/valgrind.supp --log-file=$(BUILD)/tests/reports/valgrind.%p \
+		--suppressions=$(CURDIR)/tests/valgrind.supp --log-file=$(CURDIR)/$(BUILD)/tests/reports/valgrind.%p \
 		$(BUILD)/tests/redkv-tests --jobs $(TEST_JOBS) $(TEST_ARGS); \
 	rc=$$?; $(CHECK_REPORTS); exit $$rc
 else ifeq ($(SANITIZE),1)
