@@ -391,21 +391,43 @@ static int connect_blocking(rk_conn *c)
 static int conn_write(rk_conn *c)
 {
     size_t limit = c->state == RK_HANDSHAKE ? c->hs_bytes : c->out.len;
+    int sends = 0, shortened = 0, rc = 0;
     while (c->out_pos < limit) {
+        /* Blocking: SO_SNDTIMEO bounds each send, and a server that keeps taking a few
+           bytes at a time must not stretch the whole past the request's deadline. */
+        if (c->blocking && sends++ && c->unsent) {
+            int64_t left = c->unsent->deadline - rk_now_ms();
+            if (left <= 0) {
+                rc = REDKV_ETIMEDOUT;
+                break;
+            }
+            if (left < c->cfg->command_timeout_ms) {
+                set_timeout(c->fd, SO_SNDTIMEO, (int)left);
+                shortened = 1;
+            }
+        }
         ssize_t n = send(c->fd, c->out.data + c->out_pos, limit - c->out_pos, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return c->blocking ? rk_error(REDKV_ETIMEDOUT, "the server did not take the "
-                                          "command within the timeout") : 0;
-        if (n < 0)
-            return rk_error(REDKV_ECONN, "connection lost while writing: %s", strerror(errno));
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = c->blocking ? REDKV_ETIMEDOUT : 0;
+            break;
+        }
+        if (n < 0) {
+            rc = rk_error(REDKV_ECONN, "connection lost while writing: %s", strerror(errno));
+            break;
+        }
         c->out_pos += (size_t)n;
         note_sent(c, (size_t)n);
     }
+    if (shortened)
+        set_timeout(c->fd, SO_SNDTIMEO, c->cfg->command_timeout_ms);
+    if (rc == REDKV_ETIMEDOUT)
+        return rk_error(rc, "the server did not take the command within %d ms",
+                        c->cfg->command_timeout_ms);
     if (c->out_pos == c->out.len)
         c->out_pos = c->out.len = 0;
-    return 0;
+    return rc;
 }
 
 static int has_output(const rk_conn *c)
