@@ -31,6 +31,8 @@ typedef struct hconn {
     int script;               /* P_FIRST: the script this connection follows */
     int drip_ms;              /* P_SEND: one byte at a time, this far apart */
     long long next_drip;
+    int slow_read_ms;         /* read 4 KiB at a time, this far apart */
+    long long next_read;
     char *in;
     size_t in_len, in_cap;
     char *out;
@@ -237,6 +239,11 @@ static void new_conn(hostile *h)
         c->phase = P_SEND;
     }
     c->script = n;
+    c->slow_read_ms = n < h->nscripts ? h->scripts[n].slow_read_ms : 0;
+    if (c->slow_read_ms) {
+        int small = 4096;                  /* so that the client's bytes back up soon */
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+    }
 }
 
 static void flush_out(hconn *c)
@@ -279,7 +286,14 @@ static void on_readable(hostile *h, hconn *c)
         close_conn(c);
         return;
     }
-    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+    size_t room = c->in_cap - c->in_len;
+    if (c->slow_read_ms) {
+        if (now_ms() < c->next_read)
+            return;
+        c->next_read = now_ms() + c->slow_read_ms;
+        room = room < 4096 ? room : 4096;
+    }
+    ssize_t n = recv(c->fd, c->in + c->in_len, room, 0);
     if (n < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK))
         return;
     if (n <= 0) {
@@ -315,8 +329,14 @@ static void *run(void *arg)
                 int t = left < 0 ? 0 : (int)left;
                 timeout = timeout < 0 || t < timeout ? t : timeout;
             }
+            short want_in = POLLIN;
+            long long left = c->next_read - now_ms();
+            if (c->slow_read_ms && left > 0) {   /* not yet: wake when it is time */
+                timeout = timeout < 0 || left < timeout ? (int)left : timeout;
+                want_in = 0;
+            }
             who[n] = c;
-            pfd[n++] = (struct pollfd){c->fd, (short)(POLLIN | (c->out_len && !dripping ? POLLOUT : 0)), 0};
+            pfd[n++] = (struct pollfd){c->fd, (short)(want_in | (c->out_len && !dripping ? POLLOUT : 0)), 0};
         }
         if (poll(pfd, (nfds_t)n, timeout) < 0 && errno != EINTR)
             break;

@@ -18,6 +18,7 @@ typedef struct hostile_script {
     int then;                 /* enum hostile_then */
     int at_once;              /* act on accept, before any command arrives */
     int drip_ms;              /* > 0: send the bytes one at a time, this far apart */
+    int slow_read_ms;         /* > 0: read at most 4 KiB at a time, this far apart */
 } hostile_script;
 
 typedef struct hostile hostile;

@@ -413,6 +413,42 @@ Test(hostile, callback_closes_store_on_error)
     hostile_stop(h);
 }
 
+/* A server that reads a large command slowly: the write is bounded by the request's
+   deadline too, not only each send. */
+Test(hostile, slow_reader)
+{
+    size_t n = 8u << 20;
+    char *big = malloc(n);
+    cr_assert(big);
+    memset(big, 'v', n);
+    for (int async = 0; async <= 1; async++) {
+        hostile_script sc = {NULL, 0, H_HANG, 0, 0, 10};
+        hostile *h = hostile_start(&sc, 1);
+        cr_assert(h);
+        redkv *s = open_on(h, 0);
+        long long t0 = now_ms(), took;
+        int rc;
+        if (!async) {
+            rc = redkv_set(s, "k", 1, big, n, 0, 0);
+            took = now_ms() - t0;
+        } else {
+            cb_rec a = {0};
+            cr_assert_eq(redkv_set_async(s, "k", 1, big, n, 0, 0, rec_cb, &a), 0);
+            cr_expect_eq(drive(s, 10000), 0);
+            rc = a.status;
+            took = a.at_ms - t0;
+        }
+        cr_expect_eq(rc, REDKV_ETIMEDOUT, "%s: %d (%s)", async ? "async" : "blocking", rc,
+                     redkv_last_error());
+        cr_expect_leq(took, TIMEOUT_MS + slack_ms(), "%s: took %lld ms", async ? "async" : "blocking",
+                      took);
+        check_recovers(s, h, "slow reader");
+        redkv_close(s);
+        hostile_stop(h);
+    }
+    free(big);
+}
+
 /* Closing with requests in flight on a server that never answers: each callback once. */
 Test(hostile, close_with_requests_in_flight)
 {
