@@ -2,10 +2,16 @@
  * with nothing at all). Every case must end with its error within the command timeout,
  * through the blocking calls, the asynchronous ones (each callback once) and the tool; and
  * the next call must reconnect and work, since the server answers well from then on. */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "hostile.h"
@@ -447,6 +453,47 @@ Test(hostile, slow_reader)
         hostile_stop(h);
     }
     free(big);
+}
+
+/* A listener whose backlog is full drops further SYNs: the connect itself hangs, and ends
+   with ETIMEDOUT within the connect timeout, blocking and async. */
+Test(hostile, connect_never_completes)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    cr_assert(lfd >= 0 && bind(lfd, (struct sockaddr *)&a, sizeof a) == 0 &&
+              getsockname(lfd, (struct sockaddr *)&a, &alen) == 0 && listen(lfd, 0) == 0);
+    int filler[4];
+    for (int i = 0; i < 4; i++) {          /* fill the backlog; the later ones may hang */
+        filler[i] = socket(AF_INET, SOCK_STREAM, 0);
+        fcntl(filler[i], F_SETFL, O_NONBLOCK);
+        connect(filler[i], (struct sockaddr *)&a, sizeof a);
+    }
+    usleep(50000);
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", ntohs(a.sin_port));
+    redkv_options o = {0};
+    o.url = url;
+    o.connect_timeout_ms = TIMEOUT_MS;
+    o.command_timeout_ms = TIMEOUT_MS;
+    redkv *s = NULL;
+    cr_assert_eq(redkv_open(&s, &o), REDKV_OK);
+    long long t0 = now_ms();
+    int rc = redkv_set(s, "k", 1, "v", 1, 0, 0);
+    long long took = now_ms() - t0;
+    cr_expect_eq(rc, REDKV_ETIMEDOUT, "blocking: %d (%s)", rc, redkv_last_error());
+    cr_expect(took >= TIMEOUT_MS - 5 && took <= TIMEOUT_MS + slack_ms(), "blocking: %lld ms", took);
+    cb_rec r = {0};
+    t0 = now_ms();
+    cr_assert_eq(redkv_get_async(s, "k", 1, 0, rec_cb, &r), 0);
+    cr_expect_eq(drive(s, TIMEOUT_MS + slack_ms() + 1000), 0);
+    cr_expect(r.calls == 1 && r.status == REDKV_ETIMEDOUT, "async: %d calls, %d", r.calls, r.status);
+    cr_expect_leq(r.at_ms - t0, TIMEOUT_MS + slack_ms(), "async: %lld ms", r.at_ms - t0);
+    redkv_close(s);
+    for (int i = 0; i < 4; i++)
+        close(filler[i]);
+    close(lfd);
 }
 
 /* Closing with requests in flight on a server that never answers: each callback once. */
