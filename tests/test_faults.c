@@ -3,9 +3,11 @@
  * the next call reconnects; no password ever shows in an error message. */
 #include <criterion/criterion.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "fixture.h"
 #include "hostile.h"
@@ -367,5 +369,80 @@ Test(faults, select_refused)
     cr_expect_eq(drive(s, 5000), 0);
     cr_expect(a.calls == 1 && a.status == REDKV_EAUTH, "%d calls, %d", a.calls, a.status);
     cr_expect(b.calls == 1 && b.status == REDKV_EAUTH, "%d calls, %d", b.calls, b.status);
+    redkv_close(s);
+}
+
+/* ---- threads across a restart ------------------------------------------------------------- */
+
+typedef struct worker {
+    redkv *s;
+    int id;
+    int *stop;
+    long calls, ok, lost, bad;
+} worker;
+
+static void *work(void *arg)
+{
+    worker *w = arg;
+    char key[32];
+    while (!__atomic_load_n(w->stop, __ATOMIC_SEQ_CST)) {
+        snprintf(key, sizeof key, "t%d-%ld", w->id, w->calls % 50);
+        int rc = w->calls % 2 ? redkv_set(w->s, key, strlen(key), "v", 1, 0, 0)
+                              : redkv_exists(w->s, key, strlen(key));
+        w->calls++;
+        if (rc >= 0)
+            w->ok++;
+        else if (rc == REDKV_ECONN || rc == REDKV_ETIMEDOUT)
+            w->lost++;
+        else
+            w->bad++;
+    }
+    return NULL;
+}
+
+/* Four threads share the pool's connections while the server is killed and restarted:
+   every call ends (OK, ECONN or ETIMEDOUT), none hangs, and all work again after. */
+Test(faults, threads_across_restart)
+{
+    redkv_options o = {0};
+    o.url = srv.url;
+    o.command_timeout_ms = 1000;
+    o.pool_size = 4;
+    redkv *s = NULL;
+    cr_assert_eq(redkv_open(&s, &o), REDKV_OK);
+    int stop = 0;
+    worker w[4];
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (worker){s, i, &stop, 0, 0, 0, 0};
+        cr_assert_eq(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    usleep(200000);
+    cr_assert_eq(srv_restart(&srv, NULL), 0);
+    usleep(200000);
+    kill_clients();
+    usleep(200000);
+    __atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect_eq(w[i].bad, 0, "thread %d: %ld calls gave other errors", i, w[i].bad);
+        cr_expect_gt(w[i].ok, 0, "thread %d: some calls worked", i);
+        cr_log_info("thread %d: %ld calls, %ld OK, %ld lost", i, w[i].calls, w[i].ok, w[i].lost);
+    }
+    /* Every pooled connection is stale or fresh now; each next call works. */
+    kill_clients();
+    __atomic_store_n(&stop, 0, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < 4; i++) {
+        w[i].ok = w[i].lost = w[i].bad = w[i].calls = 0;
+        cr_assert_eq(pthread_create(&t[i], NULL, work, &w[i]), 0);
+    }
+    usleep(100000);
+    __atomic_store_n(&stop, 1, __ATOMIC_SEQ_CST);
+    for (int i = 0; i < 4; i++) {
+        pthread_join(t[i], NULL);
+        cr_expect(w[i].lost == 0 && w[i].bad == 0 && w[i].ok > 0,
+                  "thread %d after the kill: %ld OK, %ld lost, %ld bad", i, w[i].ok, w[i].lost,
+                  w[i].bad);
+    }
     redkv_close(s);
 }
