@@ -496,6 +496,44 @@ Test(hostile, connect_never_completes)
     close(lfd);
 }
 
+/* delete_all reads SCAN's replies: odd shapes are the server's error (ESERVER), broken bytes
+   EPROTO, and the call ends either way. */
+Test(hostile, odd_scan_replies)
+{
+    static const struct { const char *bytes; size_t len; int want; } odd[] = {
+        {BYTES("*2\r\n$1\r\n0\r\n*0\r\n"), REDKV_OK},
+        {BYTES("*2\r\n$1\r\n0\r\n*2\r\n:1\r\n*0\r\n"), REDKV_OK},    /* no bulk keys: none match */
+        {BYTES("*2\r\n$1\r\n0\r\n*1\r\n$10\r\nLITESTAR:k\r\n"), REDKV_OK},
+        {BYTES("*2\r\n:0\r\n*0\r\n"), REDKV_ESERVER},
+        {BYTES("*1\r\n$1\r\n0\r\n"), REDKV_ESERVER},
+        {BYTES("*3\r\n$1\r\n0\r\n*0\r\n*0\r\n"), REDKV_ESERVER},
+        {BYTES("*2\r\n$1\r\n0\r\n$3\r\nabc\r\n"), REDKV_ESERVER},
+        {BYTES("*2\r\n$30\r\n123456789012345678901234567890\r\n*0\r\n"), REDKV_ESERVER},
+        {BYTES("*2\r\n$-1\r\n*0\r\n"), REDKV_ESERVER},
+        {BYTES("*2\r\n$1\r\n0\r\n*-1\r\n"), REDKV_ESERVER},
+        {BYTES("*-1\r\n"), REDKV_ESERVER},
+        {BYTES("*0\r\n"), REDKV_ESERVER},
+        {BYTES("+OK\r\n"), REDKV_ESERVER},
+        {BYTES("-ERR nope\r\n"), REDKV_ESERVER},
+        {BYTES("*2\r\n$1\r\n0\r\n*1\r\n?x\r\n"), REDKV_EPROTO},
+    };
+    for (size_t i = 0; i < sizeof odd / sizeof *odd; i++) {
+        hostile_script sc = {odd[i].bytes, odd[i].len, H_GOOD, 0, 0, 0};
+        hostile *h = hostile_start(&sc, 1);
+        cr_assert(h);
+        redkv *s = open_on(h, 0);
+        long long t0 = now_ms();
+        int rc = redkv_delete_all(s);
+        cr_expect_eq(rc, odd[i].want, "case %zu: %d (%s)", i, rc, redkv_last_error());
+        cr_expect_leq(now_ms() - t0, TIMEOUT_MS + slack_ms(), "case %zu", i);
+        cr_expect_eq(redkv_set(s, "k", 1, "v", 1, 0, 0), REDKV_OK, "case %zu: after", i);
+        cr_expect_eq(redkv_exists(s, "k", 1), 1, "case %zu: after", i);
+        cr_expect_eq(hostile_accepted(h), odd[i].want == REDKV_EPROTO ? 2 : 1, "case %zu", i);
+        redkv_close(s);
+        hostile_stop(h);
+    }
+}
+
 /* Closing with requests in flight on a server that never answers: each callback once. */
 Test(hostile, close_with_requests_in_flight)
 {
