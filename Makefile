@@ -59,7 +59,7 @@ $(BUILD)/tests/redkv-tests: $(TEST_SRC) $(wildcard tests/*.h) $(BUILD)/libredkv.
 		$(TEST_SRC) $(BUILD)/libredkv.a -lcriterion $(LDLIBS_LIB)
 
 # The tests find the built tools through these.
-TEST_ENV = REDKV_BUILD=$(CURDIR)/$(BUILD) REDKV_SRC=$(CURDIR)
+TEST_ENV = REDKV_BUILD=$(CURDIR)/$(BUILD) REDKV_SRC=$(CURDIR) REDKV_CC="$(CC)" REDKV_LDFLAGS="$(LDFLAGS)"
 TEST_JOBS ?= 2
 TEST_ARGS ?=
 

@@ -2,9 +2,9 @@
  *
  *   build/examples/epoll_loop [URL]
  *
- * The descriptor can change when redkv reconnects, so the loop re-registers it whenever
- * redkv_fd() or redkv_events() differ from what epoll was told, and after redkv_process
- * reports a dropped connection (a new socket may get the old number). Level-triggered. */
+ * The descriptor changes when redkv reconnects (a new socket never gets the number of the
+ * one before), so the loop re-registers whenever redkv_fd() or redkv_events() differ from
+ * what epoll was told. Level-triggered. */
 #ifdef __linux__
 #include <stdio.h>
 #include <string.h>
@@ -69,10 +69,8 @@ int main(int argc, char **argv)
         int n = epoll_wait(w.ep, &e, 1, redkv_timeout_ms(s));
         int got = n > 0 ? ((e.events & (EPOLLIN | EPOLLHUP | EPOLLERR) ? REDKV_READ : 0) |
                            (e.events & EPOLLOUT ? REDKV_WRITE : 0)) : 0;
-        if (redkv_process(s, got) < 0) {
+        if (redkv_process(s, got) < 0)
             fprintf(stderr, "epoll_loop: %s\n", redkv_last_error());
-            w.fd = -1;    /* the socket was dropped; a new one may reuse its number */
-        }
     }
     printf("epoll_loop: %d callbacks, %d failed\n", done, failed);
     close(w.ep);

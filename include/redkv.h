@@ -138,7 +138,9 @@ REDKV_API int redkv_expires_in_async(redkv *s, const void *key, size_t klen, red
    from one redkv_open) share one connection of their own, pipelined, and are driven from one
    thread at a time; the blocking calls keep using the pool. */
 enum { REDKV_READ = 1, REDKV_WRITE = 2 };
-REDKV_API int redkv_fd(redkv *s);          /* the descriptor to watch, or -1 when none is open */
+/* The descriptor to watch, or -1 when none is open. After a reconnect it differs from the
+   one before (never a reused number), so a loop re-registers when the value changes. */
+REDKV_API int redkv_fd(redkv *s);
 REDKV_API int redkv_events(redkv *s);      /* REDKV_READ | REDKV_WRITE: what to wait for now */
 /* Does the ready I/O, connects, runs callbacks, expires requests past their timeout;
    0, or the connection error it has just delivered to callbacks. EINVAL from a callback. */

@@ -49,6 +49,7 @@ void rk_conn_init(rk_conn *c, const rk_config *cfg, int blocking)
     memset(c, 0, sizeof *c);
     c->cfg = cfg;
     c->fd = -1;
+    c->retired_fd = -1;
     c->blocking = blocking;
     resp_parser_init(&c->parser, &cfg->limits);
 }
@@ -77,11 +78,14 @@ static void complete(rk_req *r, int status, const resp_reply *reply)
     r->done(r, status, reply);        /* may release r: not touched after this */
 }
 
-/* Completes every request of a detached list; the first with first_status. */
-static void complete_list(rk_req *r, rk_req *stop, int first_status, int others)
+static int is_handshake(const rk_conn *c, const rk_req *r);
+
+/* Completes every request of a detached list with an error; the first with first_status. */
+static void complete_list(rk_conn *c, rk_req *r, rk_req *stop, int first_status, int others)
 {
     for (int status = first_status; r != stop; status = others) {
         rk_req *next = r->next;
+        c->errors_delivered += !is_handshake(c, r);
         complete(r, status, NULL);
         r = next;
     }
@@ -106,11 +110,20 @@ static int is_handshake(const rk_conn *c, const rk_req *r)
     return r == &c->hs_req[0] || r == &c->hs_req[1];
 }
 
-/* Closes the socket and forgets the bytes of a reply in progress. */
+/* Closes the socket and forgets the bytes of a reply in progress. The descriptor of an
+   event-driven connection is shut down but kept open until the next socket exists, so the
+   next socket never gets the same number: an event loop that sees redkv_fd() change knows
+   to re-register, even with epoll. */
 static void drop_socket(rk_conn *c)
 {
-    if (c->fd >= 0)
+    if (c->fd >= 0 && !c->blocking) {
+        shutdown(c->fd, SHUT_RDWR);
+        if (c->retired_fd >= 0)
+            close(c->retired_fd);
+        c->retired_fd = c->fd;
+    } else if (c->fd >= 0) {
         close(c->fd);
+    }
     c->fd = -1;
     c->state = RK_CLOSED;
     c->hs_bytes = 0;
@@ -147,7 +160,7 @@ int rk_conn_fail(rk_conn *c, int status)
     compact_out(c);
     drop_socket(c);
     /* Dropped for want of memory, not lost: the others' replies went for the same reason. */
-    complete_list(first, stop, status, status == REDKV_ENOMEM ? REDKV_ENOMEM : REDKV_ECONN);
+    complete_list(c, first, stop, status, status == REDKV_ENOMEM ? REDKV_ENOMEM : REDKV_ECONN);
     return status;
 }
 
@@ -158,7 +171,7 @@ int rk_conn_fail_all(rk_conn *c, int status)
     c->unsent_done = 0;
     c->out.len = c->out_pos = 0;
     drop_socket(c);
-    complete_list(first, NULL, status, status);
+    complete_list(c, first, NULL, status, status);
     return status;
 }
 
@@ -166,6 +179,9 @@ void rk_conn_free(rk_conn *c)
 {
     rk_error(REDKV_ECONN, "the client was closed");
     rk_conn_fail_all(c, REDKV_ECONN);
+    if (c->retired_fd >= 0)
+        close(c->retired_fd);
+    c->retired_fd = -1;
     resp_buf_free(&c->out);
     resp_free(c->in);
     c->in = NULL;
@@ -297,6 +313,10 @@ static int begin_connect(rk_conn *c)
         family = c->addr->ai_family;
     }
     int fd = socket(family, SOCK_STREAM, 0);
+    if (c->retired_fd >= 0) {
+        close(c->retired_fd);
+        c->retired_fd = -1;
+    }
     if (fd < 0)
         return rk_error(REDKV_ECONN, "socket: %s", strerror(errno));
     fcntl(fd, F_SETFD, FD_CLOEXEC);
@@ -624,6 +644,7 @@ static int expire(rk_conn *c)
             c->tail = NULL;
         c->unsent = c->head;
         c->out_pos += r->len;
+        c->errors_delivered++;
         complete(r, REDKV_ETIMEDOUT, NULL);
     }
     compact_out(c);
@@ -657,20 +678,26 @@ static int process_io(rk_conn *c, int events)
     return 0;
 }
 
+/* Returns an error only when it reached a caller's request: a dropped idle connection, or
+   one whose handshake failed with nothing waiting, is nobody's business. */
 int rk_conn_process(rk_conn *c, int events)
 {
     int rc;
+    unsigned delivered = c->errors_delivered;
     if (c->pending_error) {
         rc = c->pending_error;
         c->pending_error = 0;
-        return rk_conn_fail_all(c, rc);
+        rk_conn_fail_all(c, rc);
+    } else {
+        rc = process_io(c, events);
+        int expired = expire(c);
+        if (!rc)
+            rc = expired;
+        rk_conn_start(c);
     }
-    rc = process_io(c, events);
-    int expired = expire(c);
-    if (!rc)
-        rc = expired;
-    rk_conn_start(c);
-    return rc;
+    if (c->errors_delivered == delivered)
+        return 0;
+    return rc < 0 ? rc : REDKV_ECONN;
 }
 
 int rk_conn_events(const rk_conn *c)

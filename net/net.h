@@ -77,6 +77,8 @@ typedef struct rk_conn {
     char *in;                 /* bytes read; the current reply begins at in_pos */
     size_t in_len, in_cap, in_pos;
     int read_filled;          /* the last recv filled all the room it had */
+    int retired_fd;           /* a dropped event-driven socket, closed once the next exists */
+    unsigned errors_delivered;  /* errors given to the caller's requests so far */
     resp_parser parser;
 
     rk_req *head, *tail;      /* in order; the written ones first */

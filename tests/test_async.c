@@ -286,3 +286,23 @@ Test(async, fire_and_forget)
     cr_assert_eq(redkv_pending(st), 0);
     cr_assert_eq(SRV_NUM(&srv, "DBSIZE"), 50);
 }
+
+Test(async, idle_drop_is_quiet_and_new_socket_has_new_number)
+{
+    seen l = {0};
+    char out[64];
+    redkv_set_async(st, "k", 1, "v", 1, 0, 0, record, &l);
+    drive(st, 2000);
+    int before = redkv_fd(st);
+    cr_assert_geq(before, 0);
+    SRV(&srv, out, "CLIENT", "KILL", "TYPE", "normal");
+    struct pollfd p = {before, POLLIN, 0};
+    cr_assert_eq(poll(&p, 1, 2000), 1);
+    cr_assert_eq(redkv_process(st, REDKV_READ), 0, "nobody's request failed");
+    cr_assert_eq(redkv_fd(st), -1);
+    redkv_set_async(st, "k", 1, "v2", 2, 0, 0, record, &l);
+    cr_assert_neq(redkv_fd(st), before, "a reused number would fool an epoll loop");
+    drive(st, 2000);
+    cr_assert_eq(l.count, 2);
+    cr_assert_eq(l.status[1], REDKV_OK);
+}

@@ -42,8 +42,11 @@ Test(docs, readme_example_compiles_and_runs, .timeout = 60)
     snprintf(src, sizeof src, "%s/hello.c", dir);
     snprintf(readme, sizeof readme, "%s/README.md", root ? root : ".");
     cr_assert_eq(extract_example(readme, src), 0, "no complete C program in the README");
-    snprintf(cmd, sizeof cmd, "cc -std=c99 -Wall -Wextra -Werror -I%s/include %s -o %s/hello %s -lpthread",
-             root ? root : ".", src, dir, build_path("libredkv.a"));
+    /* the compiler and link flags of the build under test (a sanitizer build needs its own) */
+    const char *cc = getenv("REDKV_CC"), *ldflags = getenv("REDKV_LDFLAGS");
+    snprintf(cmd, sizeof cmd, "%s -std=c99 -Wall -Wextra -Werror -I%s/include %s -o %s/hello %s %s -lpthread",
+             cc && *cc ? cc : "cc", root ? root : ".", src, dir, build_path("libredkv.a"),
+             ldflags ? ldflags : "");
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     cr_assert_eq(srv_start(&srv, NULL), 0);
     snprintf(cmd, sizeof cmd, "REDKV_URL=%s %s/hello > %s/out", srv.url, dir, dir);
