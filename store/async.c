@@ -45,6 +45,9 @@ static void op_done(rk_req *req, int status, const resp_reply *reply)
 static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg)
 {
     rk_client *cl = s->cl;
+    if (cl->cluster)
+        return rk_error(REDKV_EINVAL, "asynchronous requests are not supported on a Redis "
+                        "Cluster store (use the blocking calls)");
     rk_op *op = cl->free_ops;
     if (op)
         cl->free_ops = op->next_free;

@@ -1,0 +1,365 @@
+/* cluster.c - Redis Cluster: key slots, the table of nodes (each with its own pool of
+ * blocking connections) and the slot map read from the server with CLUSTER SLOTS.
+ *
+ * Knows nothing of namespaces or of the commands the store sends: the store picks a node
+ * with rk_cluster_node, and on a MOVED or ASK reply calls rk_cluster_node_at and
+ * rk_cluster_set_slot / rk_cluster_refresh. Nodes are only ever added, so a node pointer
+ * handed out stays valid until the client is freed. */
+#include <stdio.h>
+#include <string.h>
+
+#include "net.h"
+
+#ifdef REDKV_NO_THREADS
+#define LOCK(c)   ((void)0)
+#define UNLOCK(c) ((void)0)
+#else
+#define LOCK(c)   pthread_mutex_lock(&(c)->lock)
+#define UNLOCK(c) pthread_mutex_unlock(&(c)->lock)
+#endif
+
+#define MAX_NODES 1024
+
+/* ---- slots ---------------------------------------------------------------------------------- */
+
+static unsigned crc16_byte(unsigned crc, unsigned char b)
+{
+    crc ^= (unsigned)b << 8;
+    for (int bit = 0; bit < 8; bit++)
+        crc = crc & 0x8000 ? (crc << 1) ^ 0x1021 : crc << 1;
+    return crc & 0xffff;
+}
+
+uint16_t rk_crc16(const void *p, size_t n)
+{
+    const unsigned char *b = p;
+    unsigned crc = 0;
+    for (size_t i = 0; i < n; i++)
+        crc = crc16_byte(crc, b[i]);
+    return (uint16_t)crc;
+}
+
+/* The key is the two parts prefix and key; a hash tag may straddle them. */
+int rk_key_slot(const void *prefix, size_t plen, const void *key, size_t klen)
+{
+    const unsigned char *a = prefix, *b = key;
+    size_t n = plen + klen, open = n, close = n;
+#define AT(i) ((i) < plen ? a[(i)] : b[(i) - plen])
+    for (size_t i = 0; i < n; i++)
+        if (AT(i) == '{') {
+            open = i;
+            break;
+        }
+    for (size_t i = open + 1; i < n; i++)
+        if (AT(i) == '}') {
+            close = i;
+            break;
+        }
+#undef AT
+    size_t from = 0, to = n;                /* the bytes hashed: [from, to) */
+    if (close < n && close > open + 1) {
+        from = open + 1;
+        to = close;
+    }
+    /* CRC over [from, to) of prefix+key, without joining them. */
+    unsigned crc = 0;
+    for (size_t i = from; i < to; i++)
+        crc = crc16_byte(crc, i < plen ? a[i] : b[i - plen]);
+    return (int)(crc % RK_SLOTS);
+}
+
+/* ---- nodes ---------------------------------------------------------------------------------- */
+
+static char *dup_n(const char *s, size_t n)
+{
+    char *d = resp_malloc(n + 1);
+    if (d) {
+        memcpy(d, s, n);
+        d[n] = 0;
+    }
+    return d;
+}
+
+/* The index of host:port, adding it when new; -1: no memory or too many. Under the lock. */
+static int find_or_add(rk_cluster *c, const char *host, size_t hlen, int port)
+{
+    for (int i = 0; i < c->nnodes; i++) {
+        const rk_config *nc = &c->nodes[i]->cfg;
+        if (nc->port == port && strlen(nc->host) == hlen && memcmp(nc->host, host, hlen) == 0)
+            return i;
+    }
+    if (c->nnodes >= MAX_NODES)
+        return -1;
+    if (c->nnodes == c->cap) {
+        int cap = c->cap ? c->cap * 2 : 8;
+        rk_node **nodes = resp_realloc(c->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes)
+            return -1;
+        c->nodes = nodes;
+        c->cap = cap;
+    }
+    rk_node *node = resp_malloc(sizeof *node);
+    if (!node)
+        return -1;
+    memset(node, 0, sizeof *node);
+    node->cfg = *c->cfg;                  /* user, password, timeouts, limits: shared */
+    node->cfg.cluster = 0;
+    node->cfg.nseeds = 0;
+    node->cfg.seeds = NULL;
+    node->cfg.path = NULL;
+    node->cfg.db = 0;
+    node->cfg.port = port;
+    if (!(node->cfg.host = dup_n(host, hlen))) {
+        resp_free(node);
+        return -1;
+    }
+    if (rk_pool_init(&node->pool, &node->cfg) != REDKV_OK) {
+        resp_free(node->cfg.host);
+        resp_free(node);
+        return -1;
+    }
+    c->nodes[c->nnodes] = node;
+    return c->nnodes++;
+}
+
+int rk_cluster_init(rk_cluster *c, const rk_config *cfg)
+{
+    memset(c, 0, sizeof *c);
+    c->cfg = cfg;
+    for (int i = 0; i < RK_SLOTS; i++)
+        c->slots[i] = -1;
+#ifndef REDKV_NO_THREADS
+    if (pthread_mutex_init(&c->lock, NULL))
+        return rk_error(REDKV_ENOMEM, "cannot create the cluster's lock");
+#endif
+    for (int i = 0; i < cfg->nseeds; i++)
+        if (find_or_add(c, cfg->seeds[i].host, strlen(cfg->seeds[i].host), cfg->seeds[i].port) < 0) {
+            rk_cluster_free(c);
+            return rk_error(REDKV_ENOMEM, "out of memory");
+        }
+    return REDKV_OK;
+}
+
+void rk_cluster_free(rk_cluster *c)
+{
+    for (int i = 0; i < c->nnodes; i++) {
+        rk_pool_free(&c->nodes[i]->pool);
+        resp_free(c->nodes[i]->cfg.host);
+        resp_free(c->nodes[i]);
+    }
+    resp_free(c->nodes);
+    c->nodes = NULL;
+    c->nnodes = c->cap = 0;
+#ifndef REDKV_NO_THREADS
+    pthread_mutex_destroy(&c->lock);
+#endif
+}
+
+rk_node *rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len)
+{
+    /* host:port, the port after the last colon (an IPv6 host has colons of its own) */
+    const char *colon = NULL;
+    for (size_t i = 0; i < len; i++)
+        if (addr[i] == ':')
+            colon = addr + i;
+    if (!colon || colon == addr)
+        return NULL;
+    int port = 0;
+    for (const char *p = colon + 1; p < addr + len; p++) {
+        if (*p < '0' || *p > '9' || port > 65535)
+            return NULL;
+        port = port * 10 + (*p - '0');
+    }
+    if (port <= 0 || port > 65535)
+        return NULL;
+    const char *host = addr;
+    size_t hlen = (size_t)(colon - addr);
+    if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
+        host++;
+        hlen -= 2;
+    }
+    LOCK(c);
+    int i = find_or_add(c, host, hlen, port);
+    rk_node *node = i >= 0 ? c->nodes[i] : NULL;
+    UNLOCK(c);
+    return node;
+}
+
+void rk_cluster_set_slot(rk_cluster *c, int slot, const rk_node *node)
+{
+    LOCK(c);
+    for (int i = 0; i < c->nnodes; i++)
+        if (c->nodes[i] == node)
+            c->slots[slot] = (int16_t)i;
+    UNLOCK(c);
+}
+
+/* ---- the slot map ----------------------------------------------------------------------------- */
+
+typedef struct slots_call {
+    rk_req req;
+    rk_cluster *cl;
+    const rk_node *asked;
+    int16_t *map;
+    int status;
+} slots_call;
+
+/* One range of CLUSTER SLOTS: [start, end, [host, port, id, ...], replicas...]. */
+static int read_range(slots_call *sc, const resp_reply *r)
+{
+    if (r->type != RESP_ARRAY || r->len < 3)
+        return -1;
+    const resp_reply *lo = resp_element(r, 0), *hi = resp_element(r, 1), *m = resp_element(r, 2);
+    if (lo->type != RESP_INTEGER || hi->type != RESP_INTEGER || lo->integer < 0 ||
+        hi->integer >= RK_SLOTS || lo->integer > hi->integer || m->type != RESP_ARRAY || m->len < 2)
+        return -1;
+    const resp_reply *h = resp_element(m, 0), *p = resp_element(m, 1);
+    if (h->type != RESP_BULK || p->type != RESP_INTEGER || p->integer <= 0 || p->integer > 65535)
+        return -1;
+    const char *host = h->str;
+    size_t hlen = h->len;
+    if (hlen == 0 || (hlen == 1 && host[0] == '?')) {   /* "the address you reached me at" */
+        host = sc->asked->cfg.host;
+        hlen = strlen(host);
+    }
+    int idx = find_or_add(sc->cl, host, hlen, (int)p->integer);
+    if (idx < 0)
+        return -2;
+    for (long long s = lo->integer; s <= hi->integer; s++)
+        sc->map[s] = (int16_t)idx;
+    return 0;
+}
+
+static void slots_done(rk_req *req, int status, const resp_reply *r)
+{
+    slots_call *sc = (slots_call *)req;
+    if (status != REDKV_OK) {
+        sc->status = status;
+        return;
+    }
+    if (r->type == RESP_ERROR) {
+        sc->status = rk_error(REDKV_ESERVER, "CLUSTER SLOTS failed: %.*s",
+                              (int)(r->len > 200 ? 200 : r->len), r->str);
+        return;
+    }
+    if (r->type != RESP_ARRAY) {
+        sc->status = rk_error(REDKV_ESERVER, "unexpected reply to CLUSTER SLOTS");
+        return;
+    }
+    LOCK(sc->cl);
+    for (size_t i = 0; i < r->len && !sc->status; i++) {
+        int rc = read_range(sc, resp_element(r, i));
+        if (rc == -1)
+            sc->status = rk_error(REDKV_ESERVER, "unexpected reply to CLUSTER SLOTS");
+        else if (rc == -2)
+            sc->status = rk_error(REDKV_ENOMEM, "out of memory");
+    }
+    if (!sc->status)
+        memcpy(sc->cl->slots, sc->map, sizeof sc->cl->slots);
+    UNLOCK(sc->cl);
+}
+
+static int ask_slots(rk_cluster *c, rk_node *node, int64_t deadline, int16_t *map)
+{
+    rk_conn *conn;
+    int rc = rk_pool_get(&node->pool, deadline, &conn);
+    if (rc)
+        return rc;
+    slots_call sc;
+    memset(&sc, 0, sizeof sc);
+    sc.cl = c;
+    sc.asked = node;
+    sc.map = map;
+    for (int i = 0; i < RK_SLOTS; i++)
+        map[i] = -1;
+    size_t start = conn->out.len;
+    if (resp_encode_header(&conn->out, 2) | resp_encode_arg(&conn->out, "CLUSTER", 7) |
+        resp_encode_arg(&conn->out, "SLOTS", 5)) {
+        conn->out.len = start;
+        rk_pool_put(&node->pool, conn);
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    }
+    sc.req.len = conn->out.len - start;
+    sc.req.deadline = deadline;
+    sc.req.done = slots_done;
+    rk_conn_push(conn, &sc.req);
+    rk_conn_run(conn, &sc.req);
+    rk_pool_put(&node->pool, conn);
+    return sc.status;
+}
+
+int rk_cluster_refresh(rk_cluster *c, int64_t deadline, const rk_node *avoid)
+{
+    int16_t *map = resp_malloc(sizeof c->slots);
+    if (!map)
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    int rc = REDKV_ECONN;
+    /* Every known node once, avoid last; the table may grow meanwhile (new nodes are tried
+       too, being later in it). */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0;; i++) {
+            LOCK(c);
+            rk_node *node = i < c->nnodes ? c->nodes[i] : NULL;
+            UNLOCK(c);
+            if (!node)
+                break;
+            if ((node == avoid) != (pass == 1))
+                continue;
+            if (rk_now_ms() >= deadline) {
+                rc = rk_error(REDKV_ETIMEDOUT, "no cluster node gave its slot map in time");
+                pass = 2;
+                break;
+            }
+            if ((rc = ask_slots(c, node, deadline, map)) == REDKV_OK || rc == REDKV_EAUTH ||
+                rc == REDKV_ENOMEM) {
+                pass = 2;
+                break;
+            }
+        }
+    }
+    resp_free(map);
+    return rc;
+}
+
+int rk_cluster_node(rk_cluster *c, int slot, int64_t deadline, rk_node **out)
+{
+    for (int attempt = 0;; attempt++) {
+        LOCK(c);
+        int i = c->slots[slot];
+        *out = i >= 0 ? c->nodes[i] : NULL;
+        UNLOCK(c);
+        if (*out)
+            return REDKV_OK;
+        if (attempt == 1)
+            return rk_error(REDKV_ECONN, "no cluster node serves slot %d", slot);
+        int rc = rk_cluster_refresh(c, deadline, NULL);
+        if (rc)
+            return rc;
+    }
+}
+
+int rk_cluster_masters(rk_cluster *c, int64_t deadline, rk_node **out, int cap)
+{
+    int n = 0;
+    LOCK(c);
+    int known = c->slots[0] >= 0;
+    UNLOCK(c);
+    if (!known) {
+        int rc = rk_cluster_refresh(c, deadline, NULL);
+        if (rc)
+            return rc;
+    }
+    LOCK(c);
+    for (int s = 0; s < RK_SLOTS; s++) {
+        if (c->slots[s] < 0)
+            continue;
+        rk_node *node = c->nodes[c->slots[s]];
+        int seen = 0;
+        for (int j = 0; j < n && !seen; j++)
+            seen = out[j] == node;
+        if (!seen && n < cap)
+            out[n++] = node;
+    }
+    UNLOCK(c);
+    return n;
+}

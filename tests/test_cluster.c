@@ -1,0 +1,551 @@
+/* test_cluster.c - Redis Cluster: key slots and the cluster URL (no server), then the store
+ * against a real cluster on loopback: 3 masters with a replica each, started for each test
+ * of the suite (redis-server --cluster-enabled yes, redis-cli --cluster create) and stopped
+ * however the test ends (the servers get PR_SET_PDEATHSIG like fixture.c's). */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+#include "store.h"
+
+/* ---- without a server ------------------------------------------------------------------- */
+
+Test(cluster_unit, crc16_and_key_slots)
+{
+    cr_assert_eq(rk_crc16("123456789", 9), 0x31C3);     /* the XMODEM check value */
+    cr_assert_eq(rk_key_slot("", 0, "foo", 3), 12182);   /* CLUSTER KEYSLOT foo */
+    int tag = rk_key_slot("", 0, "user1000", 8);
+    cr_assert_eq(rk_key_slot("", 0, "{user1000}.following", 20), tag);
+    cr_assert_eq(rk_key_slot("", 0, "{user1000}.followers", 20), tag);
+    /* The tag may straddle the namespace and the key. */
+    cr_assert_eq(rk_key_slot("NS:{user", 8, "1000}.x", 7), tag);
+    /* {} is no tag: the whole key; the first { and the first } after it count. */
+    cr_assert_eq(rk_key_slot("", 0, "foo{}{bar}", 10), rk_crc16("foo{}{bar}", 10) % 16384);
+    cr_assert_eq(rk_key_slot("", 0, "foo{{bar}}zap", 13), rk_crc16("{bar", 4) % 16384);
+    cr_assert_eq(rk_key_slot("", 0, "foo{bar}{zap}", 13), rk_crc16("bar", 3) % 16384);
+    cr_assert_eq(rk_key_slot("", 0, "", 0), 0);
+}
+
+Test(cluster_unit, cluster_urls)
+{
+    rk_config cfg;
+    redkv_options o = {0};
+    o.url = "redis+cluster://u:p%40ss@10.0.0.1:7000,[::1]:7001,node3";
+    cr_assert_eq(rk_config_init(&cfg, &o), REDKV_OK);
+    cr_assert(cfg.cluster);
+    cr_assert_eq(cfg.nseeds, 3);
+    cr_assert_str_eq(cfg.seeds[0].host, "10.0.0.1");
+    cr_assert_eq(cfg.seeds[0].port, 7000);
+    cr_assert_str_eq(cfg.seeds[1].host, "::1");
+    cr_assert_eq(cfg.seeds[1].port, 7001);
+    cr_assert_str_eq(cfg.seeds[2].host, "node3");
+    cr_assert_eq(cfg.seeds[2].port, 6379);
+    cr_assert_str_eq(cfg.host, "10.0.0.1");
+    cr_assert_str_eq(cfg.user, "u");
+    cr_assert_str_eq(cfg.pass, "p@ss");
+    rk_config_free(&cfg);
+
+    /* the option says the same of a redis:// URL */
+    o.url = "redis://127.0.0.1:7005";
+    o.cluster = true;
+    cr_assert_eq(rk_config_init(&cfg, &o), REDKV_OK);
+    cr_assert(cfg.cluster);
+    cr_assert_eq(cfg.nseeds, 1);
+    cr_assert_eq(cfg.seeds[0].port, 7005);
+    rk_config_free(&cfg);
+
+    const char *bad[] = {"redis+cluster://a:1,,b:2", "redis+cluster://a:1/2",
+                         "redis+cluster://a:1?db=3", "redis+cluster://a:0", "redis+cluster://a:1,b:x"};
+    o.cluster = false;
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        o.url = bad[i];
+        cr_assert_eq(rk_config_init(&cfg, &o), REDKV_ECONFIG, "%s", bad[i]);
+    }
+    o.url = "unix:///tmp/x.sock";
+    o.cluster = true;
+    cr_assert_eq(rk_config_init(&cfg, &o), REDKV_ECONFIG);
+    o.url = "redis://h:1";
+    o.db = 2;
+    cr_assert_eq(rk_config_init(&cfg, &o), REDKV_ECONFIG);
+    /* a plain redis:// URL is no cluster */
+    o.db = 0;
+    o.cluster = false;
+    cr_assert_eq(rk_config_init(&cfg, &o), REDKV_OK);
+    cr_assert(!cfg.cluster);
+    cr_assert_eq(cfg.nseeds, 0);
+    rk_config_free(&cfg);
+}
+
+/* ---- the cluster fixture ------------------------------------------------------------------- */
+
+#define NODES 6
+static test_server node[NODES];
+static char url[512];
+
+/* A port p with p and its cluster bus port p + 10000 both free, below the ephemeral range. */
+static int bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static int pick_port(void)
+{
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() * 2654435761u ^ (unsigned)now_ms();
+    for (;;) {
+        int p = 10000 + (int)((seed = seed * 1103515245u + 12345u) >> 8) % 12000;
+        if (bindable(p) && bindable(p + 10000))
+            return p;
+    }
+}
+
+static void exec_node(test_server *s)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                          "--dir", s->dir, "--save", "", "--appendonly", "no",
+                          "--daemonize", "no", "--logfile", "redis.log",
+                          "--protected-mode", "no", "--cluster-enabled", "yes",
+                          "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                          NULL};
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (chdir(s->dir) != 0)
+        _exit(127);
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+        dup2(devnull, 1);
+        close(devnull);
+    }
+    execvp("redis-server", (char *const *)argv);
+    _exit(127);
+}
+
+static int node_start(test_server *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/redkv-cluster-XXXXXX");
+    if (!mkdtemp(s->dir))
+        return -1;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        s->port = pick_port();
+        snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
+        if ((s->pid = fork()) == 0)
+            exec_node(s);
+        for (long long until = now_ms() + 5000; now_ms() < until;) {
+            char out[64];
+            if (SRV(s, out, "PING") == RESP_STRING)
+                return 0;
+            if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
+                break;
+            usleep(5000);
+        }
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+    }
+    s->pid = 0;
+    return -1;
+}
+
+static int run_cli_create(void)
+{
+    char ports[NODES][32];
+    const char *argv[NODES + 8];
+    int n = 0;
+    argv[n++] = "redis-cli";
+    argv[n++] = "--cluster";
+    argv[n++] = "create";
+    for (int i = 0; i < NODES; i++) {
+        snprintf(ports[i], sizeof ports[i], "127.0.0.1:%d", node[i].port);
+        argv[n++] = ports[i];
+    }
+    argv[n++] = "--cluster-replicas";
+    argv[n++] = "1";
+    argv[n++] = "--cluster-yes";
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            close(devnull);
+        }
+        execvp("redis-cli", (char *const *)argv);
+        _exit(127);
+    }
+    int status = -1;
+    for (long long until = now_ms() + 60000; now_ms() < until; usleep(20000))
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+static int is_master(const test_server *s)
+{
+    char out[4096];
+    SRV(s, out, "ROLE");
+    return strncmp(out, "master", 6) == 0;
+}
+
+/* Every node says cluster_state:ok, knows all six, and every master has a replica in sync. */
+static int cluster_ready(void)
+{
+    for (int i = 0; i < NODES; i++) {
+        char out[8192];
+        SRV(&node[i], out, "CLUSTER", "INFO");
+        if (!strstr(out, "cluster_state:ok") || !strstr(out, "cluster_known_nodes:6"))
+            return 0;
+        SRV(&node[i], out, "INFO", "replication");
+        if (strstr(out, "role:slave") && !strstr(out, "master_link_status:up"))
+            return 0;
+        if (strstr(out, "role:master") && !strstr(out, "connected_slaves:1"))
+            return 0;
+    }
+    return 1;
+}
+
+static void cluster_stop(void)
+{
+    for (int i = 0; i < NODES; i++)
+        srv_stop(&node[i]);
+}
+
+static void cluster_up(void)
+{
+    for (int i = 0; i < NODES; i++)
+        cr_assert_eq(node_start(&node[i]), 0, "redis-server (cluster-enabled) did not start");
+    cr_assert_eq(run_cli_create(), 0, "redis-cli --cluster create failed");
+    long long until = now_ms() + 30000;
+    while (!cluster_ready() && now_ms() < until)
+        usleep(50000);
+    cr_assert(cluster_ready(), "the cluster did not become ready");
+    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d", node[0].port,
+             node[1].port);
+}
+
+TestSuite(cluster, .init = cluster_up, .fini = cluster_stop, .timeout = 120);
+
+static redkv *open_cluster(const char *u, const char *ns, int timeout_ms)
+{
+    redkv_options o = {0};
+    redkv *s = NULL;
+    o.url = u;
+    o.ns = ns;
+    o.command_timeout_ms = timeout_ms;
+    if (redkv_open(&s, &o) != REDKV_OK) {
+        fprintf(stderr, "open: %s\n", redkv_last_error());
+        return NULL;
+    }
+    return s;
+}
+
+/* The master serving slot: the one whose own line of CLUSTER NODES lists it. */
+static test_server *master_of(int slot)
+{
+    for (int i = 0; i < NODES; i++) {
+        char out[16384], *save = NULL;
+        SRV(&node[i], out, "CLUSTER", "NODES");
+        for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+            if (!strstr(l, "myself") || !strstr(l, "master"))
+                continue;
+            char *tsave = NULL;
+            int field = 0;
+            for (char *t = strtok_r(l, " ", &tsave); t; t = strtok_r(NULL, " ", &tsave), field++) {
+                if (field < 8 || t[0] == '[')
+                    continue;
+                long lo = atol(t), hi = strchr(t, '-') ? atol(strchr(t, '-') + 1) : lo;
+                if (slot >= lo && slot <= hi)
+                    return &node[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+static int keyslot(const char *key)
+{
+    char out[64];
+    SRV(&node[0], out, "CLUSTER", "KEYSLOT", key);
+    return atoi(out);
+}
+
+static void node_id(const test_server *s, char *id, size_t cap)
+{
+    char out[128];
+    SRV(s, out, "CLUSTER", "MYID");
+    snprintf(id, cap, "%.60s", out);
+}
+
+/* ---- against the cluster ------------------------------------------------------------------ */
+
+Test(cluster, every_operation_on_keys_over_all_slots)
+{
+    redkv *s = open_cluster(url, "CL", 3000);
+    cr_assert_not_null(s);
+    char key[64], val[64], buf[64];
+    enum { N = 400 };
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        snprintf(val, sizeof val, "val-%d", i);
+        cr_assert_eq(set_str(s, key, val, i % 2 ? 60000 : 0), REDKV_OK, "%s: %s", key,
+                     redkv_last_error());
+    }
+    /* spread over the three masters */
+    long long total = 0;
+    int masters = 0;
+    for (int i = 0; i < NODES; i++)
+        if (is_master(&node[i])) {
+            long long n = SRV_NUM(&node[i], "DBSIZE");
+            cr_assert_gt(n, 50, "a master holds %lld keys", n);
+            total += n;
+            masters++;
+        }
+    cr_assert_eq(masters, 3);
+    cr_assert_eq(total, N);
+    /* our slots are the server's */
+    for (int i = 0; i < 64; i++) {
+        snprintf(key, sizeof key, "CL:k{%d}x%c", i * 37, "{}ab"[i % 4]);
+        cr_assert_eq(rk_key_slot("", 0, key, strlen(key)), keyslot(key), "%s", key);
+    }
+    for (int i = 0; i < N; i++) {
+        size_t n;
+        int64_t ms;
+        snprintf(key, sizeof key, "key-%d", i);
+        snprintf(val, sizeof val, "val-%d", i);
+        cr_assert_str_eq(get_str(s, key), val);
+        cr_assert_eq(redkv_exists(s, key, strlen(key)), 1);
+        cr_assert_eq(redkv_expires_in(s, key, strlen(key), &ms), i % 2 ? REDKV_OK : REDKV_PERSISTENT);
+        cr_assert_eq(redkv_get_into(s, key, strlen(key), 120000, buf, sizeof buf, &n), REDKV_OK);
+        cr_assert_eq(n, strlen(val));
+        if (i % 2) {
+            cr_assert_eq(redkv_expires_in(s, key, strlen(key), &ms), REDKV_OK);
+            cr_assert_gt(ms, 60000, "renewed on its node");
+        }
+    }
+    /* the script cache flushed on every node: the renewal falls back, per node */
+    for (int i = 0; i < NODES; i++)
+        if (is_master(&node[i])) {
+            char out[64];
+            SRV(&node[i], out, "SCRIPT", "FLUSH");
+        }
+    for (int i = 0; i < 30; i++) {
+        size_t n;
+        snprintf(key, sizeof key, "key-%d", i);
+        cr_assert_eq(redkv_get_into(s, key, strlen(key), 90000, buf, sizeof buf, &n), REDKV_OK,
+                     "%s", redkv_last_error());
+    }
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        cr_assert_eq(redkv_delete(s, key, strlen(key)), REDKV_OK);
+        cr_assert_eq(redkv_exists(s, key, strlen(key)), 0);
+    }
+    /* the asynchronous forms refuse a cluster store, clearly */
+    cr_assert_eq(redkv_get_async(s, "k", 1, 0, NULL, NULL), REDKV_EINVAL);
+    cr_assert(strstr(redkv_last_error(), "Cluster"));
+    cr_assert_eq(redkv_pending(s), 0);
+    redkv_close(s);
+}
+
+Test(cluster, delete_all_across_masters_spares_siblings)
+{
+    redkv *app = open_cluster(url, "APP", 3000), *child = NULL, *sib = open_cluster(url, "APPX", 3000);
+    cr_assert(app && sib);
+    cr_assert_eq(redkv_with_namespace(app, "child", &child), REDKV_OK);
+    char key[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        cr_assert_eq(set_str(app, key, "a", 0), REDKV_OK);
+        cr_assert_eq(set_str(child, key, "c", 0), REDKV_OK);
+        cr_assert_eq(set_str(sib, key, "s", 0), REDKV_OK);
+    }
+    /* a key with no colon after APP_ is no descendant */
+    char out[64];
+    cr_assert_eq(SRV(&node[0], out, "SET", "APP_nocolon", "x") == RESP_STRING ||
+                 strncmp(out, "MOVED", 5) == 0, 1);
+    cr_assert_eq(redkv_delete_all(app), REDKV_OK, "%s", redkv_last_error());
+    long long total = 0;
+    for (int i = 0; i < NODES; i++)
+        if (is_master(&node[i]))
+            total += SRV_NUM(&node[i], "DBSIZE");
+    int nocolon = strncmp(out, "MOVED", 5) != 0;
+    cr_assert_eq(total, 300 + nocolon);
+    for (int i = 0; i < 300; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        cr_assert_str_eq(get_str(sib, key), "s");
+        cr_assert_str_eq(get_str(app, key), "(missing)");
+        cr_assert_str_eq(get_str(child, key), "(missing)");
+    }
+    redkv_close(child);
+    redkv_close(app);
+    redkv_close(sib);
+}
+
+static long long cmdstat(const test_server *s, const char *cmd)
+{
+    char out[16384], want[64];
+    SRV(s, out, "INFO", "commandstats");
+    snprintf(want, sizeof want, "cmdstat_%s:calls=", cmd);
+    const char *p = strstr(out, want), *rej = p ? strstr(p, "rejected_calls=") : NULL;
+    /* calls run, and calls answered with a redirection */
+    return p ? atoll(p + strlen(want)) + (rej ? atoll(rej + 15) : 0) : 0;
+}
+
+Test(cluster, slot_migrated_mid_run_ask_then_moved)
+{
+    redkv *s = open_cluster(url, "LITESTAR", 3000);
+    cr_assert_not_null(s);
+    cr_assert_eq(set_str(s, "{mig}a", "A", 0), REDKV_OK);
+    cr_assert_eq(set_str(s, "{mig}b", "B", 0), REDKV_OK);
+    int slot = keyslot("LITESTAR:{mig}a");
+    cr_assert_eq(slot, keyslot("mig"));
+    test_server *src = master_of(slot), *dst = NULL;
+    cr_assert_not_null(src);
+    for (int i = 0; i < NODES && !dst; i++)
+        if (&node[i] != src && is_master(&node[i]))
+            dst = &node[i];
+    char src_id[64], dst_id[64], ss[16], port[16], out[256];
+    node_id(src, src_id, sizeof src_id);
+    node_id(dst, dst_id, sizeof dst_id);
+    snprintf(ss, sizeof ss, "%d", slot);
+    snprintf(port, sizeof port, "%d", dst->port);
+    SRV(dst, out, "CLUSTER", "SETSLOT", ss, "IMPORTING", src_id);
+    cr_assert_str_eq(out, "OK");
+    SRV(src, out, "CLUSTER", "SETSLOT", ss, "MIGRATING", dst_id);
+    cr_assert_str_eq(out, "OK");
+    SRV(src, out, "MIGRATE", "127.0.0.1", port, "LITESTAR:{mig}a", "0", "5000");
+    cr_assert_str_eq(out, "OK");
+
+    /* mid-migration: a moved key and a new key are answered with ASK */
+    long long asking = cmdstat(dst, "asking");
+    cr_assert_str_eq(get_str(s, "{mig}a"), "A");
+    cr_assert_str_eq(get_str(s, "{mig}b"), "B");       /* still on the source */
+    cr_assert_eq(set_str(s, "{mig}new", "N", 0), REDKV_OK);
+    cr_assert_gt(cmdstat(dst, "asking"), asking, "ASKING went to the target");
+    cr_assert_eq(SRV_NUM(dst, "CLUSTER", "COUNTKEYSINSLOT", ss), 2, "{mig}a and {mig}new");
+    /* ASK leaves the map alone: the next call asks the source first again */
+    long long src_gets = cmdstat(src, "get");
+    cr_assert_str_eq(get_str(s, "{mig}a"), "A");
+    cr_assert_eq(cmdstat(src, "get"), src_gets + 1);
+
+    /* the rest moves, then the slot is the target's: MOVED, and the map follows */
+    SRV(src, out, "MIGRATE", "127.0.0.1", port, "LITESTAR:{mig}b", "0", "5000");
+    cr_assert_str_eq(out, "OK");
+    for (int i = 0; i < NODES; i++)
+        if (is_master(&node[i]))
+            SRV(&node[i], out, "CLUSTER", "SETSLOT", ss, "NODE", dst_id);
+    cr_assert_str_eq(get_str(s, "{mig}b"), "B");
+    src_gets = cmdstat(src, "get");
+    for (int i = 0; i < 5; i++) {
+        cr_assert_str_eq(get_str(s, "{mig}a"), "A");
+        cr_assert_str_eq(get_str(s, "{mig}new"), "N");
+    }
+    cr_assert_eq(cmdstat(src, "get"), src_gets, "after MOVED, straight to the new master");
+    redkv_close(s);
+}
+
+typedef struct writer {
+    redkv *s;
+    volatile int stop;
+    int acked[20000];
+    int n, errors;
+} writer;
+
+static void *write_stream(void *arg)
+{
+    writer *w = arg;
+    char key[32], val[32];
+    for (int i = 0; i < 20000 && !w->stop; i++) {
+        snprintf(key, sizeof key, "fo-%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        w->acked[i] = set_str(w->s, key, val, 0) == REDKV_OK;
+        w->errors += !w->acked[i];
+        w->n = i + 1;
+    }
+    return NULL;
+}
+
+Test(cluster, manual_failover_during_a_stream_loses_no_acknowledged_write)
+{
+    static writer w;
+    memset(&w, 0, sizeof w);
+    w.s = open_cluster(url, "FO", 5000);
+    cr_assert_not_null(w.s);
+    pthread_t t;
+    cr_assert_eq(pthread_create(&t, NULL, write_stream, &w), 0);
+    usleep(300000);
+    test_server *replica = NULL;
+    for (int i = 0; i < NODES && !replica; i++)
+        if (!is_master(&node[i]))
+            replica = &node[i];
+    char out[256];
+    SRV(replica, out, "CLUSTER", "FAILOVER");
+    cr_assert_str_eq(out, "OK");
+    long long until = now_ms() + 20000;
+    while (!is_master(replica) && now_ms() < until)
+        usleep(20000);
+    cr_assert(is_master(replica), "the replica took over");
+    usleep(500000);                     /* writes keep going after the failover */
+    int at_failover = w.n;
+    usleep(300000);
+    w.stop = 1;
+    pthread_join(t, NULL);
+    cr_assert_gt(w.n, at_failover, "writes went on after the failover");
+    cr_assert_lt(w.errors, 10, "%d of %d writes failed", w.errors, w.n);
+    char key[32], val[32];
+    for (int i = 0; i < w.n; i++) {
+        if (!w.acked[i])
+            continue;
+        snprintf(key, sizeof key, "fo-%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        cr_assert_str_eq(get_str(w.s, key), val, "acknowledged write %d lost", i);
+    }
+    redkv_close(w.s);
+}
+
+Test(cluster, seed_list_whose_first_node_is_down)
+{
+    char u[256];
+    snprintf(u, sizeof u, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d", pick_port(), node[2].port);
+    redkv *s = open_cluster(u, NULL, 3000);
+    cr_assert_not_null(s);
+    char key[32];
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "s%d", i);
+        cr_assert_eq(set_str(s, key, "v", 0), REDKV_OK, "%s", redkv_last_error());
+        cr_assert_str_eq(get_str(s, key), "v");
+    }
+    cr_assert_eq(redkv_delete_all(s), REDKV_OK);
+    cr_assert_eq(redkv_exists(s, "s1", 2), 0);
+    redkv_close(s);
+
+    /* the option form: a redis:// URL with cluster set */
+    redkv_options o = {0};
+    o.url = node[3].url;
+    o.cluster = true;
+    cr_assert_eq(redkv_open(&s, &o), REDKV_OK);
+    for (int i = 0; i < 50; i++) {
+        snprintf(key, sizeof key, "o%d", i);
+        cr_assert_eq(set_str(s, key, "w", 0), REDKV_OK, "%s", redkv_last_error());
+        cr_assert_str_eq(get_str(s, key), "w");
+    }
+    redkv_close(s);
+}
