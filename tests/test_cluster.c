@@ -527,6 +527,7 @@ Test(cluster, seed_list_whose_first_node_is_down)
     snprintf(u, sizeof u, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d", pick_port(), node[2].port);
     redkv *s = open_cluster(u, NULL, 3000);
     cr_assert_not_null(s);
+    cr_assert_eq(redkv_ping(s), REDKV_OK, "%s", redkv_last_error());
     char key[32];
     for (int i = 0; i < 100; i++) {
         snprintf(key, sizeof key, "s%d", i);
