@@ -78,8 +78,9 @@ typedef struct {
     void (*progress)(uint64_t deleted, void *arg);  /* delete_all: called after each batch */
     void *progress_arg;
     bool cluster;             /* the redis:// URL's host is a seed of a Redis Cluster (as
-                                 redis+cluster:// says). A cluster store's blocking calls follow
-                                 the slot map; its asynchronous requests are refused (EINVAL). */
+                                 redis+cluster:// says): every call goes to its key's master and
+                                 follows MOVED and ASK. Asynchronous use: redkv_fd is one epoll
+                                 descriptor for every node (Linux; elsewhere EINVAL). */
 } redkv_options;
 
 /* Opens a client and a store on it (Litestar's with_client). Does not connect yet: the

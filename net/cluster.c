@@ -5,8 +5,13 @@
  * with rk_cluster_node, and on a MOVED or ASK reply calls rk_cluster_node_at and
  * rk_cluster_set_slot / rk_cluster_refresh. Nodes are only ever added, so a node pointer
  * handed out stays valid until the client is freed. */
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
 
 #include "net.h"
 
@@ -118,6 +123,8 @@ static int find_or_add(rk_cluster *c, const char *host, size_t hlen, int port)
         resp_free(node);
         return -1;
     }
+    rk_conn_init(&node->async, &node->cfg, 0);
+    node->reg_fd = -1;
     c->nodes[c->nnodes] = node;
     return c->nnodes++;
 }
@@ -126,6 +133,7 @@ int rk_cluster_init(rk_cluster *c, const rk_config *cfg)
 {
     memset(c, 0, sizeof *c);
     c->cfg = cfg;
+    c->epfd = -1;
     for (int i = 0; i < RK_SLOTS; i++)
         c->slots[i] = -1;
 #ifndef REDKV_NO_THREADS
@@ -142,6 +150,12 @@ int rk_cluster_init(rk_cluster *c, const rk_config *cfg)
 
 void rk_cluster_free(rk_cluster *c)
 {
+    /* Requests still queued get ECONN first (their callbacks may look at other nodes). */
+    for (int i = 0; i < c->nnodes; i++)
+        rk_conn_free(&c->nodes[i]->async);
+    if (c->epfd >= 0)
+        close(c->epfd);
+    c->epfd = -1;
     for (int i = 0; i < c->nnodes; i++) {
         rk_pool_free(&c->nodes[i]->pool);
         resp_free(c->nodes[i]->cfg.host);
@@ -362,4 +376,126 @@ int rk_cluster_masters(rk_cluster *c, int64_t deadline, rk_node **out, int cap)
     }
     UNLOCK(c);
     return n;
+}
+
+rk_node *rk_cluster_lookup(rk_cluster *c, int slot)
+{
+    LOCK(c);
+    int i = c->slots[slot];
+    rk_node *node = c->nodes[i >= 0 ? i : 0];
+    UNLOCK(c);
+    return node;
+}
+
+int rk_cluster_has_map(rk_cluster *c)
+{
+    LOCK(c);
+    int known = 0;
+    for (int s = 0; s < RK_SLOTS && !known; s += 64)
+        known = c->slots[s] >= 0;
+    UNLOCK(c);
+    return known;
+}
+
+/* ---- asynchronous use ------------------------------------------------------------------------- */
+
+/* The i-th node, or NULL past the end (the table may grow from other threads). */
+static rk_node *node_at(rk_cluster *c, int i)
+{
+    LOCK(c);
+    rk_node *node = i < c->nnodes ? c->nodes[i] : NULL;
+    UNLOCK(c);
+    return node;
+}
+
+#ifdef __linux__
+int rk_cluster_async_fd(rk_cluster *c)
+{
+    if (c->epfd < 0) {
+        c->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (c->epfd < 0)
+            rk_error(REDKV_ENOMEM, "epoll_create1 failed");
+    }
+    return c->epfd;
+}
+
+/* Always told again while the node has a socket: the same number may be a new socket
+   (closing the old one took it out of the set), which nothing else would show. */
+void rk_cluster_async_sync_node(rk_cluster *c, rk_node *node)
+{
+    int fd = node->async.fd, ev = rk_conn_events(&node->async);
+    if (c->epfd < 0 || (fd < 0 && node->reg_fd < 0))
+        return;
+    if (node->reg_fd >= 0 && node->reg_fd != fd)
+        epoll_ctl(c->epfd, EPOLL_CTL_DEL, node->reg_fd, NULL);   /* may be closed: harmless */
+    node->reg_fd = -1;
+    if (fd >= 0) {
+        struct epoll_event e;
+        memset(&e, 0, sizeof e);
+        e.events = (ev & REDKV_READ ? EPOLLIN : 0) | (ev & REDKV_WRITE ? EPOLLOUT : 0);
+        e.data.fd = fd;
+        if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, fd, &e) < 0)
+            epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &e);
+        node->reg_fd = fd;
+    }
+    node->reg_events = ev;
+}
+
+void rk_cluster_async_sync(rk_cluster *c)
+{
+    rk_node *node;
+    for (int i = 0; (node = node_at(c, i)) != NULL; i++)
+        rk_cluster_async_sync_node(c, node);
+}
+#else
+int rk_cluster_async_fd(rk_cluster *c)
+{
+    (void)c;
+    return -1;
+}
+
+void rk_cluster_async_sync_node(rk_cluster *c, rk_node *node)
+{
+    (void)c;
+    (void)node;
+}
+
+void rk_cluster_async_sync(rk_cluster *c) { (void)c; }
+#endif
+
+int rk_cluster_async_process(rk_cluster *c)
+{
+    int rc = 0;
+    rk_node *node;
+    for (int i = 0; (node = node_at(c, i)) != NULL; i++) {
+        rk_conn *conn = &node->async;
+        if (conn->fd < 0 && !conn->head && !conn->pending_error)
+            continue;
+        int events = 0, want = rk_conn_events(conn);
+        if (conn->fd >= 0 && want) {
+            struct pollfd p = {conn->fd, (short)((want & REDKV_READ ? POLLIN : 0) |
+                                                 (want & REDKV_WRITE ? POLLOUT : 0)), 0};
+            if (poll(&p, 1, 0) > 0) {
+                events |= p.revents & (POLLIN | POLLHUP | POLLERR) ? REDKV_READ : 0;
+                events |= p.revents & (POLLOUT | POLLHUP | POLLERR) ? REDKV_WRITE : 0;
+            }
+        }
+        int r = rk_conn_process(conn, events & want);
+        if (r && !rc)
+            rc = r;
+    }
+    rk_cluster_async_sync(c);
+    return rc;
+}
+
+int rk_cluster_async_timeout_ms(rk_cluster *c)
+{
+    int best = -1;
+    rk_node *node;
+    for (int i = 0; (node = node_at(c, i)) != NULL; i++) {
+        int t = rk_conn_timeout_ms(&node->async);
+        if (t >= 0 && (best < 0 || t < best))
+            best = t;
+    }
+    return best;
 }

@@ -145,6 +145,8 @@ int rk_key_slot(const void *prefix, size_t plen, const void *key, size_t klen);
 typedef struct rk_node {
     rk_config cfg;            /* its own host and port; user, password, timeouts shared */
     rk_pool pool;
+    rk_conn async;            /* asynchronous requests to this node, pipelined */
+    int reg_fd, reg_events;   /* what the cluster's epoll descriptor was told of async */
 } rk_node;
 
 /* The nodes seen so far (never removed while the client lives, so a node pointer stays
@@ -154,6 +156,7 @@ typedef struct rk_cluster {
     rk_node **nodes;
     int nnodes, cap;
     int16_t slots[RK_SLOTS];  /* index into nodes; -1: not known */
+    int epfd;                 /* async: readable when any node's connection is ready; -1 */
 #ifndef REDKV_NO_THREADS
     pthread_mutex_t lock;
 #endif
@@ -172,5 +175,19 @@ rk_node *rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len);
 void rk_cluster_set_slot(rk_cluster *c, int slot, const rk_node *node);
 /* The distinct masters of the map, at most cap of them: their count, or an error < 0. */
 int rk_cluster_masters(rk_cluster *c, int64_t deadline, rk_node **out, int cap);
+/* The master of slot as the map says, else any node (never NULL: the seeds are nodes). */
+rk_node *rk_cluster_lookup(rk_cluster *c, int slot);
+/* 1 when the slot map has been read (some slot is known). */
+int rk_cluster_has_map(rk_cluster *c);
+
+/* Asynchronous use: each node has its own connection (node->async); one descriptor, an
+   epoll instance holding every node's socket with the events it wants, stands for all of
+   them (Linux only; elsewhere rk_cluster_async_fd is -1 and the store refuses). Driven from
+   one thread at a time. */
+int rk_cluster_async_fd(rk_cluster *c);          /* creates it on first use; -1: none */
+void rk_cluster_async_sync(rk_cluster *c);       /* tells epoll of each node's fd and events */
+void rk_cluster_async_sync_node(rk_cluster *c, rk_node *node);   /* ... of one node's */
+int rk_cluster_async_process(rk_cluster *c);     /* every node's ready I/O and timeouts */
+int rk_cluster_async_timeout_ms(rk_cluster *c);  /* the soonest node's; -1: none */
 
 #endif

@@ -11,6 +11,7 @@ typedef struct rk_client {
     rk_config cfg;
     rk_pool pool;             /* blocking calls */
     rk_cluster *cluster;      /* Redis Cluster: the nodes and slot map (pool unused); else NULL */
+    int async_stale;          /* cluster: an async connection was lost; read the map again */
     rk_conn async;            /* asynchronous requests, pipelined */
     int stores;               /* stores the user has not closed */
     int pending;              /* the user's asynchronous requests not yet called back */

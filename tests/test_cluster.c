@@ -4,6 +4,7 @@
  * however the test ends (the servers get PR_SET_PDEATHSIG like fixture.c's). */
 #include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -358,11 +359,99 @@ Test(cluster, every_operation_on_keys_over_all_slots)
         cr_assert_eq(redkv_delete(s, key, strlen(key)), REDKV_OK);
         cr_assert_eq(redkv_exists(s, key, strlen(key)), 0);
     }
-    /* the asynchronous forms refuse a cluster store, clearly */
-    cr_assert_eq(redkv_get_async(s, "k", 1, 0, NULL, NULL), REDKV_EINVAL);
-    cr_assert(strstr(redkv_last_error(), "Cluster"));
-    cr_assert_eq(redkv_pending(s), 0);
     redkv_close(s);
+}
+
+/* ---- the asynchronous forms on a cluster ---------------------------------------------------- */
+
+typedef struct outcome {
+    int calls, status;
+    int64_t n;
+    char val[64];
+} outcome;
+
+static void note(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
+{
+    (void)s;
+    outcome *o = arg;
+    o->calls++;
+    o->status = status;
+    o->n = n;
+    snprintf(o->val, sizeof o->val, "%.*s", (int)(vlen < 63 ? vlen : 63), val ? (const char *)val : "");
+}
+
+/* The loop every program writes: poll redkv_fd for redkv_events, then redkv_process. */
+static void drive(redkv *s, int limit_ms)
+{
+    long long until = now_ms() + limit_ms;
+    while (redkv_pending(s) > 0 && now_ms() < until) {
+        struct pollfd p = {redkv_fd(s), 0, 0};
+        int ev = redkv_events(s), t = redkv_timeout_ms(s);
+        p.events = (short)((ev & REDKV_READ ? POLLIN : 0) | (ev & REDKV_WRITE ? POLLOUT : 0));
+        poll(&p, p.fd >= 0 ? 1 : 0, t < 0 || t > 100 ? 100 : t);
+        int got = (p.revents & (POLLIN | POLLHUP | POLLERR) ? REDKV_READ : 0) |
+                  (p.revents & POLLOUT ? REDKV_WRITE : 0);
+        redkv_process(s, got);
+    }
+}
+
+Test(cluster, async_operations_over_all_slots_through_one_descriptor)
+{
+    redkv *s = open_cluster(url, "AS", 3000);
+    cr_assert_not_null(s);
+    cr_assert_eq(redkv_fd(s), -1);
+    enum { N = 300 };
+    static outcome o[N][5];
+    char key[32], val[32];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "a%d", i);
+        snprintf(val, sizeof val, "v%d", i);
+        cr_assert_eq(redkv_set_async(s, key, strlen(key), val, strlen(val), i % 2 ? 60000 : 0, 0,
+                                     note, &o[i][0]), REDKV_OK);
+    }
+    int fd = redkv_fd(s);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(redkv_pending(s), N);
+    drive(s, 10000);
+    cr_assert_eq(redkv_fd(s), fd, "one descriptor for every node");
+    for (int i = 0; i < N; i++) {
+        cr_assert_eq(o[i][0].calls, 1);
+        cr_assert_eq(o[i][0].status, REDKV_OK);
+        snprintf(key, sizeof key, "a%d", i);
+        cr_assert_eq(redkv_get_async(s, key, strlen(key), i % 2 ? 120000 : 0, note, &o[i][1]), REDKV_OK);
+        cr_assert_eq(redkv_exists_async(s, key, strlen(key), note, &o[i][2]), REDKV_OK);
+        cr_assert_eq(redkv_expires_in_async(s, key, strlen(key), note, &o[i][3]), REDKV_OK);
+        cr_assert_eq(redkv_delete_async(s, key, strlen(key), note, &o[i][4]), REDKV_OK);
+    }
+    drive(s, 10000);
+    cr_assert_eq(redkv_pending(s), 0);
+    for (int i = 0; i < N; i++) {
+        snprintf(val, sizeof val, "v%d", i);
+        for (int k = 1; k < 5; k++)
+            cr_assert_eq(o[i][k].calls, 1);
+        cr_assert_eq(o[i][1].status, REDKV_OK);
+        cr_assert_str_eq(o[i][1].val, val);
+        cr_assert_eq(o[i][2].n, 1);
+        cr_assert_eq(o[i][3].status, i % 2 ? REDKV_OK : REDKV_PERSISTENT);
+        if (i % 2)
+            cr_assert_gt(o[i][3].n, 60000, "renewed on its node");
+        cr_assert_eq(o[i][4].n, 1);
+    }
+    for (int i = 0; i < NODES; i++)
+        if (is_master(&node[i]))
+            cr_assert_eq(SRV_NUM(&node[i], "DBSIZE"), 0);
+    /* closing with requests pending calls each back once with ECONN */
+    outcome late[3];
+    memset(late, 0, sizeof late);
+    for (int i = 0; i < 3; i++) {
+        snprintf(key, sizeof key, "late%d", i * 1000);
+        cr_assert_eq(redkv_get_async(s, key, strlen(key), 0, note, &late[i]), REDKV_OK);
+    }
+    redkv_close(s);
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(late[i].calls, 1);
+        cr_assert_eq(late[i].status, REDKV_ECONN);
+    }
 }
 
 Test(cluster, delete_all_across_masters_spares_siblings)
@@ -440,6 +529,19 @@ Test(cluster, slot_migrated_mid_run_ask_then_moved)
     cr_assert_str_eq(get_str(s, "{mig}b"), "B");       /* still on the source */
     cr_assert_eq(set_str(s, "{mig}new", "N", 0), REDKV_OK);
     cr_assert_gt(cmdstat(dst, "asking"), asking, "ASKING went to the target");
+    outcome oa = {0}, ob = {0};
+    cr_assert_eq(redkv_get_async(s, "{mig}a", 6, 0, note, &oa), REDKV_OK);
+    cr_assert_eq(redkv_get_async(s, "{mig}b", 6, 0, note, &ob), REDKV_OK);
+    drive(s, 5000);
+    cr_assert_eq(oa.status, REDKV_OK);
+    cr_assert_str_eq(oa.val, "A", "async: ASK followed");
+    cr_assert_str_eq(ob.val, "B");
+    /* a second client reads the map now, while the slot is still the source's */
+    redkv *s2 = open_cluster(url, "LITESTAR", 3000);
+    outcome o2 = {0};
+    cr_assert_eq(redkv_exists_async(s2, "{mig}b", 6, note, &o2), REDKV_OK);
+    drive(s2, 5000);
+    cr_assert_eq(o2.n, 1);
     cr_assert_eq(SRV_NUM(dst, "CLUSTER", "COUNTKEYSINSLOT", ss), 2, "{mig}a and {mig}new");
     /* ASK leaves the map alone: the next call asks the source first again */
     long long src_gets = cmdstat(src, "get");
@@ -459,6 +561,18 @@ Test(cluster, slot_migrated_mid_run_ask_then_moved)
         cr_assert_str_eq(get_str(s, "{mig}new"), "N");
     }
     cr_assert_eq(cmdstat(src, "get"), src_gets, "after MOVED, straight to the new master");
+    /* the second client's map is old: it follows MOVED asynchronously, then goes straight */
+    src_gets = cmdstat(src, "get");
+    for (int i = 0; i < 3; i++) {
+        memset(&o2, 0, sizeof o2);
+        cr_assert_eq(redkv_get_async(s2, "{mig}new", 8, 0, note, &o2), REDKV_OK);
+        drive(s2, 5000);
+        cr_assert_eq(o2.calls, 1);
+        cr_assert_eq(o2.status, REDKV_OK, "%s", redkv_last_error());
+        cr_assert_str_eq(o2.val, "N");
+    }
+    cr_assert_eq(cmdstat(src, "get"), src_gets + 1, "one MOVED, then the new master");
+    redkv_close(s2);
     redkv_close(s);
 }
 
@@ -489,6 +603,12 @@ Test(cluster, manual_failover_during_a_stream_loses_no_acknowledged_write)
     memset(&w, 0, sizeof w);
     w.s = open_cluster(url, "FO", 5000);
     cr_assert_not_null(w.s);
+    /* an asynchronous client reads the map before the failover */
+    redkv *as = open_cluster(url, "FOA", 5000);
+    static outcome ao[200];
+    cr_assert_eq(redkv_set_async(as, "first", 5, "x", 1, 0, 0, note, &ao[0]), REDKV_OK);
+    drive(as, 5000);
+    cr_assert_eq(ao[0].status, REDKV_OK);
     pthread_t t;
     cr_assert_eq(pthread_create(&t, NULL, write_stream, &w), 0);
     usleep(300000);
@@ -509,6 +629,21 @@ Test(cluster, manual_failover_during_a_stream_loses_no_acknowledged_write)
     w.stop = 1;
     pthread_join(t, NULL);
     cr_assert_gt(w.n, at_failover, "writes went on after the failover");
+    /* its map is old now: requests for the promoted node's slots follow MOVED */
+    char k[32];
+    memset(ao, 0, sizeof ao);
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof k, "a%d", i);
+        cr_assert_eq(redkv_set_async(as, k, strlen(k), k, strlen(k), 0, 0, note, &ao[i]), REDKV_OK);
+    }
+    drive(as, 10000);
+    for (int i = 0; i < 200; i++) {
+        snprintf(k, sizeof k, "a%d", i);
+        cr_assert_eq(ao[i].calls, 1);
+        cr_assert_eq(ao[i].status, REDKV_OK, "%s: %s", k, redkv_strerror(ao[i].status));
+        cr_assert_str_eq(get_str(as, k), k);
+    }
+    redkv_close(as);
     cr_assert_lt(w.errors, 10, "%d of %d writes failed", w.errors, w.n);
     char key[32], val[32];
     for (int i = 0; i < w.n; i++) {
