@@ -208,6 +208,15 @@ void rk_cluster_set_slot(rk_cluster *c, int slot, const rk_node *node)
     UNLOCK(c);
 }
 
+/* The i-th node, or NULL past the end (the table may grow from other threads). */
+static rk_node *node_at(rk_cluster *c, int i)
+{
+    LOCK(c);
+    rk_node *node = i < c->nnodes ? c->nodes[i] : NULL;
+    UNLOCK(c);
+    return node;
+}
+
 /* ---- the slot map ----------------------------------------------------------------------------- */
 
 typedef struct slots_call {
@@ -308,27 +317,39 @@ int rk_cluster_refresh(rk_cluster *c, int64_t deadline, const rk_node *avoid)
     if (!map)
         return rk_error(REDKV_ENOMEM, "out of memory");
     int rc = REDKV_ECONN;
-    /* Every known node once, avoid last; the table may grow meanwhile (new nodes are tried
-       too, being later in it). */
-    for (int pass = 0; pass < 2; pass++) {
-        for (int i = 0;; i++) {
-            LOCK(c);
-            rk_node *node = i < c->nnodes ? c->nodes[i] : NULL;
-            UNLOCK(c);
-            if (!node)
+    /* The node that answered last first, then every other known node once, avoid last; the
+       table may grow meanwhile (new nodes are tried too, being later in it). */
+    LOCK(c);
+    rk_node *first = c->nodes[c->last_ok < c->nnodes ? c->last_ok : 0];
+    UNLOCK(c);
+    if (first == avoid)
+        first = NULL;
+    int stop = 0;
+    for (int pass = 0; pass < 3 && !stop; pass++) {
+        for (int i = 0; !stop; i++) {
+            rk_node *node;
+            if (pass == 0) {               /* first, alone */
+                if (i > 0 || !first)
+                    break;
+                node = first;
+            } else if (!(node = node_at(c, i))) {
                 break;
-            if ((node == avoid) != (pass == 1))
-                continue;
+            } else if (node == first || (node == avoid) != (pass == 2)) {
+                continue;                  /* pass 1: all but avoid; pass 2: avoid */
+            }
             if (rk_now_ms() >= deadline) {
                 rc = rk_error(REDKV_ETIMEDOUT, "no cluster node gave its slot map in time");
-                pass = 2;
+                stop = 1;
                 break;
             }
-            if ((rc = ask_slots(c, node, deadline, map)) == REDKV_OK || rc == REDKV_EAUTH ||
-                rc == REDKV_ENOMEM) {
-                pass = 2;
-                break;
+            if ((rc = ask_slots(c, node, deadline, map)) == REDKV_OK) {
+                LOCK(c);
+                for (int j = 0; j < c->nnodes; j++)
+                    if (c->nodes[j] == node)
+                        c->last_ok = j;
+                UNLOCK(c);
             }
+            stop = rc == REDKV_OK || rc == REDKV_EAUTH || rc == REDKV_ENOMEM;
         }
     }
     resp_free(map);
@@ -399,14 +420,6 @@ int rk_cluster_has_map(rk_cluster *c)
 
 /* ---- asynchronous use ------------------------------------------------------------------------- */
 
-/* The i-th node, or NULL past the end (the table may grow from other threads). */
-static rk_node *node_at(rk_cluster *c, int i)
-{
-    LOCK(c);
-    rk_node *node = i < c->nnodes ? c->nodes[i] : NULL;
-    UNLOCK(c);
-    return node;
-}
 
 #ifdef __linux__
 int rk_cluster_async_fd(rk_cluster *c)

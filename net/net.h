@@ -157,6 +157,7 @@ typedef struct rk_cluster {
     int nnodes, cap;
     int16_t slots[RK_SLOTS];  /* index into nodes; -1: not known */
     int epfd;                 /* async: readable when any node's connection is ready; -1 */
+    int last_ok;              /* the node that last gave its slot map: asked first */
 #ifndef REDKV_NO_THREADS
     pthread_mutex_t lock;
 #endif

@@ -6,8 +6,12 @@
 
 #include "store.h"
 
-/* A cluster call follows at most this many redirections or retries, within its timeout. */
+/* A cluster call follows at most this many redirections (MOVED, ASK), and retries a node
+   that cannot be reached (or TRYAGAIN, CLUSTERDOWN) at most MAX_RETRIES times, pausing
+   longer each time up to RETRY_PAUSE_MAX_MS: all within its timeout, which ends it first. */
 #define MAX_REDIRECTS 8
+#define MAX_RETRIES 40
+#define RETRY_PAUSE_MAX_MS 200
 
 typedef struct rk_call {
     rk_req req;
@@ -157,7 +161,8 @@ static void pause_until(int ms, int64_t deadline)
 /* Redis Cluster: the key's slot picks the master. MOVED updates the map and retries on
    the node named; ASK retries there once after ASKING, the map unchanged; a node that
    cannot be reached, or TRYAGAIN/CLUSTERDOWN (a failover under way), makes the map be read
-   again from another node. All of it within one timeout and MAX_REDIRECTS tries. */
+   again from another node, and the call retries until its master answers (a failover
+   takes a few seconds) or its timeout ends. */
 static int run_cluster(redkv *s, rk_call *call, const rk_args *a)
 {
     rk_cluster *cc = s->cl->cluster;
@@ -168,19 +173,20 @@ static int run_cluster(redkv *s, rk_call *call, const rk_args *a)
     int asking = 0;
     call->cluster = 1;
     int rc = rk_cluster_node(cc, slot, deadline, &node);
-    for (int tries = 0; rc == REDKV_OK; tries++) {
+    for (int redirects = 0, retries = 0; rc == REDKV_OK;) {
         call->kind = kind;
         rc = run_pooled(&node->pool, s, call, a, deadline, asking);
         asking = 0;
         if (rc != RK_MOVED && rc != RK_ASK && rc != RK_TRYAGAIN && rc != REDKV_ECONN)
             break;
-        int why = rc;
-        if (tries + 1 >= MAX_REDIRECTS || rk_now_ms() >= deadline) {
+        int why = rc, redirect = why == RK_MOVED || why == RK_ASK;
+        if ((redirect ? ++redirects >= MAX_REDIRECTS : ++retries >= MAX_RETRIES) ||
+            rk_now_ms() >= deadline) {
             if (why != REDKV_ECONN)    /* the message names the last server error */
                 rc = REDKV_ESERVER;
             break;
         }
-        if (why == RK_MOVED || why == RK_ASK) {
+        if (redirect) {
             rk_node *to = rk_cluster_node_at(cc, call->redirect, strlen(call->redirect));
             if (!to) {
                 rc = rk_error(REDKV_ESERVER, "a cluster redirection to a bad address");
@@ -197,7 +203,8 @@ static int run_cluster(redkv *s, rk_call *call, const rk_args *a)
         }
         /* Unreachable, or a failover under way: wait a little, read the map from another
            node, and try its master for the slot. */
-        pause_until(why == RK_TRYAGAIN ? 50 : 20 * (tries + 1), deadline);
+        int pause = 25 << (retries < 4 ? retries - 1 : 3);
+        pause_until(pause < RETRY_PAUSE_MAX_MS ? pause : RETRY_PAUSE_MAX_MS, deadline);
         rk_cluster_refresh(cc, deadline, why == REDKV_ECONN ? node : NULL);
         rc = rk_cluster_node(cc, slot, deadline, &node);
         if (rc != REDKV_OK && why == REDKV_ECONN)
