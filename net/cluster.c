@@ -15,6 +15,8 @@
 
 #include "net.h"
 
+#ifndef REDKV_NO_CLUSTER
+
 #ifdef REDKV_NO_THREADS
 #define LOCK(c)   ((void)0)
 #define UNLOCK(c) ((void)0)
@@ -512,3 +514,63 @@ int rk_cluster_async_timeout_ms(rk_cluster *c)
     }
     return best;
 }
+
+#else /* REDKV_NO_CLUSTER: the URL parser refuses a cluster, so nothing below is called; these
+         only satisfy the references a build without optimisation keeps. */
+
+int rk_key_slot(const void *prefix, size_t plen, const void *key, size_t klen)
+{
+    (void)prefix, (void)plen, (void)key, (void)klen;
+    return 0;
+}
+
+int rk_cluster_init(rk_cluster *c, const rk_config *cfg)
+{
+    (void)c, (void)cfg;
+    return REDKV_ECONFIG;
+}
+
+void rk_cluster_free(rk_cluster *c) { (void)c; }
+int rk_cluster_refresh(rk_cluster *c, int64_t deadline, const rk_node *avoid)
+{
+    (void)c, (void)deadline, (void)avoid;
+    return REDKV_ECONFIG;
+}
+
+int rk_cluster_node(rk_cluster *c, int slot, int64_t deadline, rk_node **out)
+{
+    (void)c, (void)slot, (void)deadline, (void)out;
+    return REDKV_ECONFIG;
+}
+
+rk_node *rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len)
+{
+    (void)c, (void)addr, (void)len;
+    return NULL;
+}
+
+void rk_cluster_set_slot(rk_cluster *c, int slot, const rk_node *node)
+{
+    (void)c, (void)slot, (void)node;
+}
+
+int rk_cluster_masters(rk_cluster *c, int64_t deadline, rk_node **out, int cap)
+{
+    (void)c, (void)deadline, (void)out, (void)cap;
+    return REDKV_ECONFIG;
+}
+
+rk_node *rk_cluster_lookup(rk_cluster *c, int slot)
+{
+    (void)c, (void)slot;
+    return NULL;
+}
+
+int rk_cluster_has_map(rk_cluster *c) { return (void)c, 0; }
+int rk_cluster_async_fd(rk_cluster *c) { return (void)c, -1; }
+void rk_cluster_async_sync(rk_cluster *c) { (void)c; }
+void rk_cluster_async_sync_node(rk_cluster *c, rk_node *node) { (void)c, (void)node; }
+int rk_cluster_async_process(rk_cluster *c) { return (void)c, 0; }
+int rk_cluster_async_timeout_ms(rk_cluster *c) { return (void)c, -1; }
+
+#endif

@@ -129,6 +129,7 @@ static int parse_hostport(rk_config *cfg, const char *s, size_t n)
     return cfg->host ? REDKV_OK : REDKV_ENOMEM;
 }
 
+#ifndef REDKV_NO_CLUSTER
 /* host:port[,host:port...]: every seed, the first also as cfg->host and cfg->port. */
 static int parse_seeds(rk_config *cfg, const char *s, size_t n)
 {
@@ -159,6 +160,7 @@ static int parse_seeds(rk_config *cfg, const char *s, size_t n)
     cfg->host = dup_range(cfg->seeds[0].host, strlen(cfg->seeds[0].host));
     return cfg->host ? REDKV_OK : REDKV_ENOMEM;
 }
+#endif
 
 static int parse_db_path(rk_config *cfg, const char *s, size_t n)
 {
@@ -209,9 +211,11 @@ static int parse_url(rk_config *cfg, const char *url)
         cfg->path = dup_range(slash, (size_t)(body_end - slash));
         return cfg->path ? REDKV_OK : REDKV_ENOMEM;
     }
+#ifndef REDKV_NO_CLUSTER
     if (cfg->cluster)
         rc = parse_seeds(cfg, netloc, (size_t)(auth_end - netloc));
     else
+#endif
         rc = parse_hostport(cfg, netloc, (size_t)(auth_end - netloc));
     if (rc == REDKV_OK && slash)
         rc = parse_db_path(cfg, slash, (size_t)(body_end - slash));
@@ -258,6 +262,10 @@ static int apply_options(rk_config *cfg, const redkv_options *opt)
 /* A cluster has database 0 only; its seeds take the port override like the host does. */
 static int finish_cluster(rk_config *cfg)
 {
+#ifdef REDKV_NO_CLUSTER
+    (void)cfg;
+    return rk_error(REDKV_ECONFIG, "built without Redis Cluster support (REDKV_NO_CLUSTER)");
+#else
     if (cfg->db != 0)
         return rk_error(REDKV_ECONFIG, "Redis Cluster has database 0 only");
     if (cfg->nseeds == 0) {
@@ -271,6 +279,7 @@ static int finish_cluster(rk_config *cfg)
     }
     cfg->seeds[0].port = cfg->port;
     return REDKV_OK;
+#endif
 }
 
 int rk_config_init(rk_config *cfg, const redkv_options *opt)

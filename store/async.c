@@ -91,16 +91,17 @@ static int redirect(rk_client *cl, rk_op *op, const resp_reply *reply)
     const char *addr;
     size_t len;
     int r = rk_redirect(reply, &addr, &len);
+    (void)cl;                          /* unused with REDKV_NO_CLUSTER */
     if ((r != RK_MOVED && r != RK_ASK) || op->tries >= MAX_REDIRECTS ||
         rk_now_ms() >= op->req.deadline)
         return 0;
-    rk_node *to = rk_cluster_node_at(cl->cluster, addr, len);
+    rk_node *to = rk_cluster_node_at(RK_CLUSTER(cl), addr, len);
     if (!to)
         return 0;
     if (r == RK_MOVED)
-        rk_cluster_set_slot(cl->cluster, op->slot, to);
+        rk_cluster_set_slot(RK_CLUSTER(cl), op->slot, to);
     op->tries++;
-    return send_op(cl->cluster, op, to, r == RK_ASK) == REDKV_OK;
+    return send_op(RK_CLUSTER(cl), op, to, r == RK_ASK) == REDKV_OK;
 }
 
 static void op_done(rk_req *req, int status, const resp_reply *reply)
@@ -109,9 +110,9 @@ static void op_done(rk_req *req, int status, const resp_reply *reply)
     redkv *s = op->store;
     rk_client *cl = s->cl;
     rk_result res;
-    if (cl->cluster && status == REDKV_OK && reply->type == RESP_ERROR && redirect(cl, op, reply))
+    if (RK_CLUSTER(cl) && status == REDKV_OK && reply->type == RESP_ERROR && redirect(cl, op, reply))
         return;
-    if (cl->cluster && status == REDKV_ECONN)
+    if (RK_CLUSTER(cl) && status == REDKV_ECONN)
         cl->async_stale = 1;           /* the next request reads the slot map again */
     rk_interpret(op->kind, status, reply, &res);
     if (op->kind == OP_EXISTS && res.status == REDKV_OK)
@@ -132,7 +133,7 @@ static void op_done(rk_req *req, int status, const resp_reply *reply)
 static int queue_cluster(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg)
 {
     rk_client *cl = s->cl;
-    rk_cluster *cc = cl->cluster;
+    rk_cluster *cc = RK_CLUSTER(cl);
     if (rk_cluster_async_fd(cc) < 0)
         return rk_error(REDKV_EINVAL, "asynchronous requests on a Redis Cluster store need "
                         "epoll (Linux)");
@@ -172,7 +173,7 @@ static int queue_cluster(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb
 static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg)
 {
     rk_client *cl = s->cl;
-    if (cl->cluster)
+    if (RK_CLUSTER(cl))
         return queue_cluster(s, kind, a, cb, arg);
     rk_op *op = take_op(cl);
     if (!op)
@@ -254,15 +255,15 @@ int redkv_fd(redkv *s)
 {
     if (!usable(s))
         return -1;
-    return s->cl->cluster ? s->cl->cluster->epfd : s->cl->async.fd;
+    return RK_CLUSTER(s->cl) ? RK_CLUSTER(s->cl)->epfd : s->cl->async.fd;
 }
 
 int redkv_events(redkv *s)
 {
     if (!usable(s))
         return 0;
-    if (s->cl->cluster)
-        return s->cl->cluster->epfd >= 0 ? REDKV_READ : 0;
+    if (RK_CLUSTER(s->cl))
+        return RK_CLUSTER(s->cl)->epfd >= 0 ? REDKV_READ : 0;
     return rk_conn_events(&s->cl->async);
 }
 
@@ -270,8 +271,8 @@ int redkv_timeout_ms(redkv *s)
 {
     if (!usable(s))
         return -1;
-    if (s->cl->cluster)
-        return rk_cluster_async_timeout_ms(s->cl->cluster);
+    if (RK_CLUSTER(s->cl))
+        return rk_cluster_async_timeout_ms(RK_CLUSTER(s->cl));
     return rk_conn_timeout_ms(&s->cl->async);
 }
 
@@ -285,7 +286,8 @@ int redkv_process(redkv *s, int events)
     if (cl->in_process)
         return rk_error(REDKV_EINVAL, "redkv_process called from inside a callback");
     cl->in_process = 1;
-    int rc = cl->cluster ? rk_cluster_async_process(cl->cluster) : rk_conn_process(&cl->async, events);
+    int rc = RK_CLUSTER(cl) ? rk_cluster_async_process(RK_CLUSTER(cl))
+                            : rk_conn_process(&cl->async, events);
     rk_client_finish_process(cl);      /* may shut the client down: cl is not used after */
     return rc;
 }

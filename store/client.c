@@ -64,9 +64,9 @@ static void free_client(rk_client *cl)
 {
     rk_conn_free(&cl->async);
     rk_pool_free(&cl->pool);
-    if (cl->cluster) {
-        rk_cluster_free(cl->cluster);
-        resp_free(cl->cluster);
+    if (RK_CLUSTER(cl)) {
+        rk_cluster_free(RK_CLUSTER(cl));
+        resp_free(RK_CLUSTER(cl));
     }
     rk_async_free_ops(cl);
     rk_config_free(&cl->cfg);
@@ -75,6 +75,10 @@ static void free_client(rk_client *cl)
 
 static int open_cluster(rk_client *cl)
 {
+#ifdef REDKV_NO_CLUSTER
+    (void)cl;
+    return rk_error(REDKV_ECONFIG, "built without Redis Cluster support (REDKV_NO_CLUSTER)");
+#else
     if (!(cl->cluster = resp_malloc(sizeof *cl->cluster)))
         return rk_error(REDKV_ENOMEM, "out of memory");
     int rc = rk_cluster_init(cl->cluster, &cl->cfg);
@@ -83,6 +87,7 @@ static int open_cluster(rk_client *cl)
         cl->cluster = NULL;
     }
     return rc;
+#endif
 }
 
 static int check_options(const redkv_options *opt)

@@ -97,7 +97,7 @@ static int queue_unlink(scan_step *st, const resp_reply *keys)
     }
     if (!matched)
         return REDKV_OK;
-    if (st->store->cl->cluster)
+    if (RK_CLUSTER(st->store->cl))
         return queue_unlink_each(st, keys, matched);
     resp_buf *out = &st->conn->out;
     size_t start = out->len;
@@ -166,7 +166,7 @@ static int send_scan(scan_step *st, const resp_buf *pat, int count)
 /* Sends the UNLINK of the last step on its own. */
 static int flush_unlink(scan_step *st)
 {
-    if (st->store->cl->cluster && st->conn->head && st->nunlinks) {
+    if (RK_CLUSTER(st->store->cl) && st->conn->head && st->nunlinks) {
         rk_conn_run(st->conn, &st->unlinks[st->nunlinks - 1]);
         return st->status;
     }
@@ -212,7 +212,7 @@ static int delete_on_masters(rk_client *cl, scan_step *st, const resp_buf *pat,
                              uint64_t *reported)
 {
     rk_node *masters[64];
-    int n = rk_cluster_masters(cl->cluster, rk_deadline(cl->cfg.command_timeout_ms), masters,
+    int n = rk_cluster_masters(RK_CLUSTER(cl), rk_deadline(cl->cfg.command_timeout_ms), masters,
                                (int)(sizeof masters / sizeof *masters));
     int rc = n < 0 ? n : REDKV_OK;
     for (int i = 0; i < n && rc == REDKV_OK; i++)
@@ -235,7 +235,7 @@ int redkv_delete_all(redkv *s)
     if ((rc = build_pattern(s, &pat)) != REDKV_OK)
         return rc;
     uint64_t reported = 0;
-    if (cl->cluster)
+    if (RK_CLUSTER(cl))
         rc = delete_on_masters(cl, &st, &pat, &reported);
     else
         rc = delete_on(&cl->pool, &st, &pat, &reported);

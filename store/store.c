@@ -165,7 +165,7 @@ static void pause_until(int ms, int64_t deadline)
    takes a few seconds) or its timeout ends. */
 static int run_cluster(redkv *s, rk_call *call, const rk_args *a)
 {
-    rk_cluster *cc = s->cl->cluster;
+    rk_cluster *cc = RK_CLUSTER(s->cl);
     int64_t deadline = rk_deadline(s->cl->cfg.command_timeout_ms);
     int slot = rk_key_slot(s->prefix, s->prefix_len, a->key, a->klen);
     enum rk_kind kind = call->kind;
@@ -215,7 +215,7 @@ static int run_cluster(redkv *s, rk_call *call, const rk_args *a)
 
 static int run(redkv *s, rk_call *call, const rk_args *a)
 {
-    if (s->cl->cluster)
+    if (RK_CLUSTER(s->cl))
         return run_cluster(s, call, a);
     return run_pooled(&s->cl->pool, s, call, a, 0, 0);
 }

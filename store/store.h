@@ -7,6 +7,14 @@
 
 typedef struct rk_op rk_op;
 
+/* The client's cluster, or NULL: with REDKV_NO_CLUSTER always NULL, so that the compiler
+   drops every cluster path of the store. */
+#ifdef REDKV_NO_CLUSTER
+#define RK_CLUSTER(cl) ((rk_cluster *)0)
+#else
+#define RK_CLUSTER(cl) ((cl)->cluster)
+#endif
+
 typedef struct rk_client {
     rk_config cfg;
     rk_pool pool;             /* blocking calls */

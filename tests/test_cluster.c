@@ -17,6 +17,8 @@
 #include "helpers.h"
 #include "store.h"
 
+#ifndef REDKV_NO_CLUSTER
+
 /* ---- without a server ------------------------------------------------------------------- */
 
 Test(cluster_unit, crc16_and_key_slots)
@@ -747,3 +749,13 @@ Test(cluster, a_master_that_goes_away_is_ridden_through)
     cr_assert_leq(lost, 2, "%d acknowledged writes lost", lost);
     redkv_close(w.s);
 }
+
+#else
+Test(cluster_unit, built_without_cluster)
+{
+    redkv *s;
+    redkv_options o = {0};
+    o.url = "redis+cluster://127.0.0.1:7000";
+    cr_assert_eq(redkv_open(&s, &o), REDKV_ECONFIG);
+}
+#endif
