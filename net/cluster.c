@@ -171,23 +171,18 @@ void rk_cluster_free(rk_cluster *c)
 #endif
 }
 
-rk_node *rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len)
+int rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len, rk_node **out)
 {
     /* host:port, the port after the last colon (an IPv6 host has colons of its own) */
     const char *colon = NULL;
+    int port = 0;
     for (size_t i = 0; i < len; i++)
         if (addr[i] == ':')
             colon = addr + i;
-    if (!colon || colon == addr)
-        return NULL;
-    int port = 0;
-    for (const char *p = colon + 1; p < addr + len; p++) {
-        if (*p < '0' || *p > '9' || port > 65535)
-            return NULL;
-        port = port * 10 + (*p - '0');
-    }
-    if (port <= 0 || port > 65535)
-        return NULL;
+    for (const char *p = colon ? colon + 1 : addr + len; p < addr + len && port <= 65535; p++)
+        port = *p >= '0' && *p <= '9' ? port * 10 + (*p - '0') : 65536;
+    if (!colon || colon == addr || port <= 0 || port > 65535)
+        return rk_error(REDKV_ESERVER, "a cluster redirection to a bad address");
     const char *host = addr;
     size_t hlen = (size_t)(colon - addr);
     if (hlen >= 2 && host[0] == '[' && host[hlen - 1] == ']') {
@@ -196,9 +191,9 @@ rk_node *rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len)
     }
     LOCK(c);
     int i = find_or_add(c, host, hlen, port);
-    rk_node *node = i >= 0 ? c->nodes[i] : NULL;
+    *out = i >= 0 ? c->nodes[i] : NULL;
     UNLOCK(c);
-    return node;
+    return *out ? REDKV_OK : rk_error(REDKV_ENOMEM, "out of memory");
 }
 
 void rk_cluster_set_slot(rk_cluster *c, int slot, const rk_node *node)
@@ -543,10 +538,11 @@ int rk_cluster_node(rk_cluster *c, int slot, int64_t deadline, rk_node **out)
     return REDKV_ECONFIG;
 }
 
-rk_node *rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len)
+int rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len, rk_node **out)
 {
     (void)c, (void)addr, (void)len;
-    return NULL;
+    *out = NULL;
+    return REDKV_ECONFIG;
 }
 
 void rk_cluster_set_slot(rk_cluster *c, int slot, const rk_node *node)

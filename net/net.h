@@ -170,8 +170,9 @@ void rk_cluster_free(rk_cluster *c);   /* every borrowed connection must have be
 int rk_cluster_refresh(rk_cluster *c, int64_t deadline, const rk_node *avoid);
 /* The master of slot (reading the map first if it is not known): OK or an error. */
 int rk_cluster_node(rk_cluster *c, int slot, int64_t deadline, rk_node **out);
-/* The node at host:port (a "MOVED 12 host:port" target), added if new; NULL: no memory. */
-rk_node *rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len);
+/* The node at host:port (a "MOVED 12 host:port" target), added if new: OK, ESERVER for an
+   address that does not read, or ENOMEM. */
+int rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len, rk_node **out);
 /* Points slot at node (after MOVED). */
 void rk_cluster_set_slot(rk_cluster *c, int slot, const rk_node *node);
 /* The distinct masters of the map, at most cap of them: their count, or an error < 0. */

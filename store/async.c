@@ -85,23 +85,28 @@ static int send_op(rk_cluster *cc, rk_op *op, rk_node *node, int asking)
     return REDKV_OK;
 }
 
-/* Cluster: a MOVED or ASK answer sends op on to the node named: 1 when it went. */
+/* Cluster: a MOVED or ASK answer sends op on to the node named: 1 when it went, 0 when the
+   reply is to be delivered, or an error (ENOMEM) to deliver instead. */
 static int redirect(rk_client *cl, rk_op *op, const resp_reply *reply)
 {
     const char *addr;
     size_t len;
+    rk_node *to;
     int r = rk_redirect(reply, &addr, &len);
     (void)cl;                          /* unused with REDKV_NO_CLUSTER */
     if ((r != RK_MOVED && r != RK_ASK) || op->tries >= MAX_REDIRECTS ||
         rk_now_ms() >= op->req.deadline)
         return 0;
-    rk_node *to = rk_cluster_node_at(RK_CLUSTER(cl), addr, len);
-    if (!to)
-        return 0;
+    int rc = rk_cluster_node_at(RK_CLUSTER(cl), addr, len, &to);
+    if (rc == REDKV_ESERVER)
+        return 0;                      /* the MOVED reply itself says what went wrong */
+    if (rc)
+        return rc;
     if (r == RK_MOVED)
         rk_cluster_set_slot(RK_CLUSTER(cl), op->slot, to);
     op->tries++;
-    return send_op(RK_CLUSTER(cl), op, to, r == RK_ASK) == REDKV_OK;
+    rc = send_op(RK_CLUSTER(cl), op, to, r == RK_ASK);
+    return rc ? rc : 1;
 }
 
 static void op_done(rk_req *req, int status, const resp_reply *reply)
@@ -110,8 +115,15 @@ static void op_done(rk_req *req, int status, const resp_reply *reply)
     redkv *s = op->store;
     rk_client *cl = s->cl;
     rk_result res;
-    if (RK_CLUSTER(cl) && status == REDKV_OK && reply->type == RESP_ERROR && redirect(cl, op, reply))
-        return;
+    if (RK_CLUSTER(cl) && status == REDKV_OK && reply->type == RESP_ERROR) {
+        int sent = redirect(cl, op, reply);
+        if (sent == 1)
+            return;
+        if (sent < 0) {
+            status = sent;             /* no reply to read: the error is the outcome */
+            reply = NULL;
+        }
+    }
     if (RK_CLUSTER(cl) && status == REDKV_ECONN)
         cl->async_stale = 1;           /* the next request reads the slot map again */
     rk_interpret(op->kind, status, reply, &res);

@@ -187,11 +187,9 @@ static int run_cluster(redkv *s, rk_call *call, const rk_args *a)
             break;
         }
         if (redirect) {
-            rk_node *to = rk_cluster_node_at(cc, call->redirect, strlen(call->redirect));
-            if (!to) {
-                rc = rk_error(REDKV_ESERVER, "a cluster redirection to a bad address");
+            rk_node *to;
+            if ((rc = rk_cluster_node_at(cc, call->redirect, strlen(call->redirect), &to)) != 0)
                 break;
-            }
             if (why == RK_MOVED) {
                 rk_cluster_set_slot(cc, slot, to);
                 rk_cluster_refresh(cc, deadline, NULL);  /* other slots may have moved too */

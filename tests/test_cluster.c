@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster_fixture.h"
 #include "helpers.h"
 #include "store.h"
 
@@ -87,164 +88,6 @@ Test(cluster_unit, cluster_urls)
     rk_config_free(&cfg);
 }
 
-/* ---- the cluster fixture ------------------------------------------------------------------- */
-
-#define NODES 6
-static test_server node[NODES];
-static char url[512];
-
-/* A port p with p and its cluster bus port p + 10000 both free, below the ephemeral range. */
-static int bindable(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
-
-static int pick_port(void)
-{
-    static unsigned seed;
-    if (!seed)
-        seed = (unsigned)getpid() * 2654435761u ^ (unsigned)now_ms();
-    for (;;) {
-        int p = 10000 + (int)((seed = seed * 1103515245u + 12345u) >> 8) % 12000;
-        if (bindable(p) && bindable(p + 10000))
-            return p;
-    }
-}
-
-static void exec_node(test_server *s)
-{
-    char port[16];
-    snprintf(port, sizeof port, "%d", s->port);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                          "--dir", s->dir, "--save", "", "--appendonly", "no",
-                          "--daemonize", "no", "--logfile", "redis.log",
-                          "--protected-mode", "no", "--cluster-enabled", "yes",
-                          "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-                          NULL};
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (chdir(s->dir) != 0)
-        _exit(127);
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-        dup2(devnull, 1);
-        close(devnull);
-    }
-    execvp("redis-server", (char *const *)argv);
-    _exit(127);
-}
-
-static int node_start(test_server *s)
-{
-    memset(s, 0, sizeof *s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/redkv-cluster-XXXXXX");
-    if (!mkdtemp(s->dir))
-        return -1;
-    for (int attempt = 0; attempt < 5; attempt++) {
-        s->port = pick_port();
-        snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
-        if ((s->pid = fork()) == 0)
-            exec_node(s);
-        for (long long until = now_ms() + 5000; now_ms() < until;) {
-            char out[64];
-            if (SRV(s, out, "PING") == RESP_STRING)
-                return 0;
-            if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
-                break;
-            usleep(5000);
-        }
-        kill(s->pid, SIGKILL);
-        waitpid(s->pid, NULL, 0);
-    }
-    s->pid = 0;
-    return -1;
-}
-
-static int run_cli_create(void)
-{
-    char ports[NODES][32];
-    const char *argv[NODES + 8];
-    int n = 0;
-    argv[n++] = "redis-cli";
-    argv[n++] = "--cluster";
-    argv[n++] = "create";
-    for (int i = 0; i < NODES; i++) {
-        snprintf(ports[i], sizeof ports[i], "127.0.0.1:%d", node[i].port);
-        argv[n++] = ports[i];
-    }
-    argv[n++] = "--cluster-replicas";
-    argv[n++] = "1";
-    argv[n++] = "--cluster-yes";
-    argv[n] = NULL;
-    pid_t pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        int devnull = open("/dev/null", O_RDWR);
-        if (devnull >= 0) {
-            dup2(devnull, 1);
-            dup2(devnull, 2);
-            close(devnull);
-        }
-        execvp("redis-cli", (char *const *)argv);
-        _exit(127);
-    }
-    int status = -1;
-    for (long long until = now_ms() + 60000; now_ms() < until; usleep(20000))
-        if (waitpid(pid, &status, WNOHANG) == pid)
-            return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
-    kill(pid, SIGKILL);
-    waitpid(pid, NULL, 0);
-    return -1;
-}
-
-static int is_master(const test_server *s)
-{
-    char out[4096];
-    SRV(s, out, "ROLE");
-    return strncmp(out, "master", 6) == 0;
-}
-
-/* Every node says cluster_state:ok, knows all six, and every master has a replica in sync. */
-static int cluster_ready(void)
-{
-    for (int i = 0; i < NODES; i++) {
-        char out[8192];
-        SRV(&node[i], out, "CLUSTER", "INFO");
-        if (!strstr(out, "cluster_state:ok") || !strstr(out, "cluster_known_nodes:6"))
-            return 0;
-        SRV(&node[i], out, "INFO", "replication");
-        if (strstr(out, "role:slave") && !strstr(out, "master_link_status:up"))
-            return 0;
-        if (strstr(out, "role:master") && !strstr(out, "connected_slaves:1"))
-            return 0;
-    }
-    return 1;
-}
-
-static void cluster_stop(void)
-{
-    for (int i = 0; i < NODES; i++)
-        srv_stop(&node[i]);
-}
-
-static void cluster_up(void)
-{
-    for (int i = 0; i < NODES; i++)
-        cr_assert_eq(node_start(&node[i]), 0, "redis-server (cluster-enabled) did not start");
-    cr_assert_eq(run_cli_create(), 0, "redis-cli --cluster create failed");
-    long long until = now_ms() + 30000;
-    while (!cluster_ready() && now_ms() < until)
-        usleep(50000);
-    cr_assert(cluster_ready(), "the cluster did not become ready");
-    snprintf(url, sizeof url, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d", node[0].port,
-             node[1].port);
-}
-
 TestSuite(cluster, .init = cluster_up, .fini = cluster_stop, .timeout = 120);
 
 static redkv *open_cluster(const char *u, const char *ns, int timeout_ms)
@@ -266,7 +109,7 @@ static test_server *master_of(int slot)
 {
     for (int i = 0; i < NODES; i++) {
         char out[16384], *save = NULL;
-        SRV(&node[i], out, "CLUSTER", "NODES");
+        SRV(&cluster_node[i], out, "CLUSTER", "NODES");
         for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
             if (!strstr(l, "myself") || !strstr(l, "master"))
                 continue;
@@ -277,7 +120,7 @@ static test_server *master_of(int slot)
                     continue;
                 long lo = atol(t), hi = strchr(t, '-') ? atol(strchr(t, '-') + 1) : lo;
                 if (slot >= lo && slot <= hi)
-                    return &node[i];
+                    return &cluster_node[i];
             }
         }
     }
@@ -287,7 +130,7 @@ static test_server *master_of(int slot)
 static int keyslot(const char *key)
 {
     char out[64];
-    SRV(&node[0], out, "CLUSTER", "KEYSLOT", key);
+    SRV(&cluster_node[0], out, "CLUSTER", "KEYSLOT", key);
     return atoi(out);
 }
 
@@ -302,7 +145,7 @@ static void node_id(const test_server *s, char *id, size_t cap)
 
 Test(cluster, every_operation_on_keys_over_all_slots)
 {
-    redkv *s = open_cluster(url, "CL", 3000);
+    redkv *s = open_cluster(cluster_url, "CL", 3000);
     cr_assert_not_null(s);
     char key[64], val[64], buf[64];
     enum { N = 400 };
@@ -316,8 +159,8 @@ Test(cluster, every_operation_on_keys_over_all_slots)
     long long total = 0;
     int masters = 0;
     for (int i = 0; i < NODES; i++)
-        if (is_master(&node[i])) {
-            long long n = SRV_NUM(&node[i], "DBSIZE");
+        if (cluster_is_master(&cluster_node[i])) {
+            long long n = SRV_NUM(&cluster_node[i], "DBSIZE");
             cr_assert_gt(n, 50, "a master holds %lld keys", n);
             total += n;
             masters++;
@@ -346,9 +189,9 @@ Test(cluster, every_operation_on_keys_over_all_slots)
     }
     /* the script cache flushed on every node: the renewal falls back, per node */
     for (int i = 0; i < NODES; i++)
-        if (is_master(&node[i])) {
+        if (cluster_is_master(&cluster_node[i])) {
             char out[64];
-            SRV(&node[i], out, "SCRIPT", "FLUSH");
+            SRV(&cluster_node[i], out, "SCRIPT", "FLUSH");
         }
     for (int i = 0; i < 30; i++) {
         size_t n;
@@ -399,7 +242,7 @@ static void drive(redkv *s, int limit_ms)
 
 Test(cluster, async_operations_over_all_slots_through_one_descriptor)
 {
-    redkv *s = open_cluster(url, "AS", 3000);
+    redkv *s = open_cluster(cluster_url, "AS", 3000);
     cr_assert_not_null(s);
     cr_assert_eq(redkv_fd(s), -1);
     enum { N = 300 };
@@ -440,8 +283,8 @@ Test(cluster, async_operations_over_all_slots_through_one_descriptor)
         cr_assert_eq(o[i][4].n, 1);
     }
     for (int i = 0; i < NODES; i++)
-        if (is_master(&node[i]))
-            cr_assert_eq(SRV_NUM(&node[i], "DBSIZE"), 0);
+        if (cluster_is_master(&cluster_node[i]))
+            cr_assert_eq(SRV_NUM(&cluster_node[i], "DBSIZE"), 0);
     /* closing with requests pending calls each back once with ECONN */
     outcome late[3];
     memset(late, 0, sizeof late);
@@ -458,7 +301,8 @@ Test(cluster, async_operations_over_all_slots_through_one_descriptor)
 
 Test(cluster, delete_all_across_masters_spares_siblings)
 {
-    redkv *app = open_cluster(url, "APP", 3000), *child = NULL, *sib = open_cluster(url, "APPX", 3000);
+    redkv *app = open_cluster(cluster_url, "APP", 3000), *child = NULL;
+    redkv *sib = open_cluster(cluster_url, "APPX", 3000);
     cr_assert(app && sib);
     cr_assert_eq(redkv_with_namespace(app, "child", &child), REDKV_OK);
     char key[32];
@@ -470,13 +314,13 @@ Test(cluster, delete_all_across_masters_spares_siblings)
     }
     /* a key with no colon after APP_ is no descendant */
     char out[64];
-    cr_assert_eq(SRV(&node[0], out, "SET", "APP_nocolon", "x") == RESP_STRING ||
+    cr_assert_eq(SRV(&cluster_node[0], out, "SET", "APP_nocolon", "x") == RESP_STRING ||
                  strncmp(out, "MOVED", 5) == 0, 1);
     cr_assert_eq(redkv_delete_all(app), REDKV_OK, "%s", redkv_last_error());
     long long total = 0;
     for (int i = 0; i < NODES; i++)
-        if (is_master(&node[i]))
-            total += SRV_NUM(&node[i], "DBSIZE");
+        if (cluster_is_master(&cluster_node[i]))
+            total += SRV_NUM(&cluster_node[i], "DBSIZE");
     int nocolon = strncmp(out, "MOVED", 5) != 0;
     cr_assert_eq(total, 300 + nocolon);
     for (int i = 0; i < 300; i++) {
@@ -502,7 +346,7 @@ static long long cmdstat(const test_server *s, const char *cmd)
 
 Test(cluster, slot_migrated_mid_run_ask_then_moved)
 {
-    redkv *s = open_cluster(url, "LITESTAR", 3000);
+    redkv *s = open_cluster(cluster_url, "LITESTAR", 3000);
     cr_assert_not_null(s);
     cr_assert_eq(set_str(s, "{mig}a", "A", 0), REDKV_OK);
     cr_assert_eq(set_str(s, "{mig}b", "B", 0), REDKV_OK);
@@ -511,8 +355,8 @@ Test(cluster, slot_migrated_mid_run_ask_then_moved)
     test_server *src = master_of(slot), *dst = NULL;
     cr_assert_not_null(src);
     for (int i = 0; i < NODES && !dst; i++)
-        if (&node[i] != src && is_master(&node[i]))
-            dst = &node[i];
+        if (&cluster_node[i] != src && cluster_is_master(&cluster_node[i]))
+            dst = &cluster_node[i];
     char src_id[64], dst_id[64], ss[16], port[16], out[256];
     node_id(src, src_id, sizeof src_id);
     node_id(dst, dst_id, sizeof dst_id);
@@ -539,7 +383,7 @@ Test(cluster, slot_migrated_mid_run_ask_then_moved)
     cr_assert_str_eq(oa.val, "A", "async: ASK followed");
     cr_assert_str_eq(ob.val, "B");
     /* a second client reads the map now, while the slot is still the source's */
-    redkv *s2 = open_cluster(url, "LITESTAR", 3000);
+    redkv *s2 = open_cluster(cluster_url, "LITESTAR", 3000);
     outcome o2 = {0};
     cr_assert_eq(redkv_exists_async(s2, "{mig}b", 6, note, &o2), REDKV_OK);
     drive(s2, 5000);
@@ -554,8 +398,8 @@ Test(cluster, slot_migrated_mid_run_ask_then_moved)
     SRV(src, out, "MIGRATE", "127.0.0.1", port, "LITESTAR:{mig}b", "0", "5000");
     cr_assert_str_eq(out, "OK");
     for (int i = 0; i < NODES; i++)
-        if (is_master(&node[i]))
-            SRV(&node[i], out, "CLUSTER", "SETSLOT", ss, "NODE", dst_id);
+        if (cluster_is_master(&cluster_node[i]))
+            SRV(&cluster_node[i], out, "CLUSTER", "SETSLOT", ss, "NODE", dst_id);
     cr_assert_str_eq(get_str(s, "{mig}b"), "B");
     src_gets = cmdstat(src, "get");
     for (int i = 0; i < 5; i++) {
@@ -603,10 +447,10 @@ Test(cluster, manual_failover_during_a_stream_loses_no_acknowledged_write)
 {
     static writer w;
     memset(&w, 0, sizeof w);
-    w.s = open_cluster(url, "FO", 5000);
+    w.s = open_cluster(cluster_url, "FO", 5000);
     cr_assert_not_null(w.s);
     /* an asynchronous client reads the map before the failover */
-    redkv *as = open_cluster(url, "FOA", 5000);
+    redkv *as = open_cluster(cluster_url, "FOA", 5000);
     static outcome ao[200];
     cr_assert_eq(redkv_set_async(as, "first", 5, "x", 1, 0, 0, note, &ao[0]), REDKV_OK);
     drive(as, 5000);
@@ -616,15 +460,15 @@ Test(cluster, manual_failover_during_a_stream_loses_no_acknowledged_write)
     usleep(300000);
     test_server *replica = NULL;
     for (int i = 0; i < NODES && !replica; i++)
-        if (!is_master(&node[i]))
-            replica = &node[i];
+        if (!cluster_is_master(&cluster_node[i]))
+            replica = &cluster_node[i];
     char out[256];
     SRV(replica, out, "CLUSTER", "FAILOVER");
     cr_assert_str_eq(out, "OK");
     long long until = now_ms() + 20000;
-    while (!is_master(replica) && now_ms() < until)
+    while (!cluster_is_master(replica) && now_ms() < until)
         usleep(20000);
-    cr_assert(is_master(replica), "the replica took over");
+    cr_assert(cluster_is_master(replica), "the replica took over");
     usleep(500000);                     /* writes keep going after the failover */
     int at_failover = w.n;
     usleep(300000);
@@ -661,7 +505,7 @@ Test(cluster, manual_failover_during_a_stream_loses_no_acknowledged_write)
 Test(cluster, seed_list_whose_first_node_is_down)
 {
     char u[256];
-    snprintf(u, sizeof u, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d", pick_port(), node[2].port);
+    snprintf(u, sizeof u, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d", cluster_pick_port(), cluster_node[2].port);
     redkv *s = open_cluster(u, NULL, 3000);
     cr_assert_not_null(s);
     cr_assert_eq(redkv_ping(s), REDKV_OK, "%s", redkv_last_error());
@@ -677,7 +521,7 @@ Test(cluster, seed_list_whose_first_node_is_down)
 
     /* the option form: a redis:// URL with cluster set */
     redkv_options o = {0};
-    o.url = node[3].url;
+    o.url = cluster_node[3].url;
     o.cluster = true;
     cr_assert_eq(redkv_open(&s, &o), REDKV_OK);
     for (int i = 0; i < 50; i++) {
@@ -695,11 +539,11 @@ static test_server *replica_of(const test_server *m)
     snprintf(want, sizeof want, "master_port:%d", m->port);
     for (int i = 0; i < NODES; i++) {
         char out[8192];
-        if (&node[i] == m || node[i].pid <= 0)
+        if (&cluster_node[i] == m || cluster_node[i].pid <= 0)
             continue;
-        SRV(&node[i], out, "INFO", "replication");
+        SRV(&cluster_node[i], out, "INFO", "replication");
         if (strstr(out, "role:slave") && strstr(out, want))
-            return &node[i];
+            return &cluster_node[i];
     }
     return NULL;
 }
@@ -708,12 +552,12 @@ Test(cluster, a_master_that_goes_away_is_ridden_through)
 {
     static writer w;
     memset(&w, 0, sizeof w);
-    w.s = open_cluster(url, "GONE", 8000);
+    w.s = open_cluster(cluster_url, "GONE", 8000);
     cr_assert_not_null(w.s);
     test_server *victim = NULL, *heir = NULL;
     for (int i = 0; i < NODES && !victim; i++)
-        if (is_master(&node[i]))
-            victim = &node[i];
+        if (cluster_is_master(&cluster_node[i]))
+            victim = &cluster_node[i];
     heir = replica_of(victim);
     cr_assert_not_null(heir);
     pthread_t t;
@@ -724,9 +568,9 @@ Test(cluster, a_master_that_goes_away_is_ridden_through)
     victim->pid = 0;
     int at_kill = w.n;
     long long until = now_ms() + 20000;
-    while (!is_master(heir) && now_ms() < until)
+    while (!cluster_is_master(heir) && now_ms() < until)
         usleep(20000);
-    cr_assert(is_master(heir), "the replica took over");
+    cr_assert(cluster_is_master(heir), "the replica took over");
     usleep(800000);
     int at_promotion = w.n;
     usleep(300000);
