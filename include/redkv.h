@@ -60,7 +60,8 @@ enum {
 typedef struct {
     const char *url;          /* NULL: REDKV_DEFAULT_URL. redis://[[user]:password@]host[:port][/db],
                                  unix:///path/to/socket[?db=N]; IPv6 hosts in [brackets];
-                                 Redis Cluster: redis+cluster://[[user]:password@]host:port[,host:port...]
+                                 Redis Cluster:
+                                 redis+cluster://[[user]:password@]host:port[,host:port...]
                                  (seed nodes, any one reachable is enough; database 0 only) */
     int db;                   /* <= 0: from the URL (else 0); > 0: that database */
     int port;                 /* <= 0: from the URL (else 6379) */

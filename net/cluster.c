@@ -142,11 +142,13 @@ int rk_cluster_init(rk_cluster *c, const rk_config *cfg)
     if (pthread_mutex_init(&c->lock, NULL))
         return rk_error(REDKV_ENOMEM, "cannot create the cluster's lock");
 #endif
-    for (int i = 0; i < cfg->nseeds; i++)
-        if (find_or_add(c, cfg->seeds[i].host, strlen(cfg->seeds[i].host), cfg->seeds[i].port) < 0) {
+    for (int i = 0; i < cfg->nseeds; i++) {
+        const struct rk_seed *seed = &cfg->seeds[i];
+        if (find_or_add(c, seed->host, strlen(seed->host), seed->port) < 0) {
             rk_cluster_free(c);
             return rk_error(REDKV_ENOMEM, "out of memory");
         }
+    }
     return REDKV_OK;
 }
 
@@ -214,7 +216,7 @@ static rk_node *node_at(rk_cluster *c, int i)
     return node;
 }
 
-/* ---- the slot map ----------------------------------------------------------------------------- */
+/* ---- the slot map ----------------------------------------------------------------------------*/
 
 typedef struct slots_call {
     rk_req req;
@@ -415,7 +417,7 @@ int rk_cluster_has_map(rk_cluster *c)
     return known;
 }
 
-/* ---- asynchronous use ------------------------------------------------------------------------- */
+/* ---- asynchronous use ------------------------------------------------------------------------*/
 
 
 #ifdef __linux__

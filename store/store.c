@@ -126,7 +126,8 @@ static int run_pooled(rk_pool *pool, redkv *s, rk_call *call, const rk_args *a, 
                       int asking)
 {
     rk_conn *conn;
-    int rc = rk_pool_get(pool, deadline ? deadline : rk_deadline(s->cl->cfg.command_timeout_ms), &conn);
+    int64_t wait_until = deadline ? deadline : rk_deadline(s->cl->cfg.command_timeout_ms);
+    int rc = rk_pool_get(pool, wait_until, &conn);
     if (rc)
         return rc;
     int reused = conn->fd >= 0;

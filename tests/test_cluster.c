@@ -143,6 +143,22 @@ static void node_id(const test_server *s, char *id, size_t cap)
 
 /* ---- against the cluster ------------------------------------------------------------------ */
 
+static void *thread_ops(void *arg)
+{
+    redkv *s = arg;
+    char key[32], back[32];
+    size_t n;
+    for (int i = 0; i < 200; i++) {
+        snprintf(key, sizeof key, "t%lu-%d", (unsigned long)pthread_self() % 9973, i);
+        if (set_str(s, key, key, 0) != REDKV_OK ||
+            redkv_get_into(s, key, strlen(key), 0, back, sizeof back, &n) != REDKV_OK ||
+            n != strlen(key) || memcmp(back, key, n) != 0 ||
+            redkv_delete(s, key, strlen(key)) != REDKV_OK)
+            return NULL;
+    }
+    return s;
+}
+
 Test(cluster, every_operation_on_keys_over_all_slots)
 {
     redkv *s = open_cluster(cluster_url, "CL", 3000);
@@ -186,6 +202,15 @@ Test(cluster, every_operation_on_keys_over_all_slots)
             cr_assert_eq(redkv_expires_in(s, key, strlen(key), &ms), REDKV_OK);
             cr_assert_gt(ms, 60000, "renewed on its node");
         }
+    }
+    /* threads share the store (a pool per master) */
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        cr_assert_eq(pthread_create(&t[i], NULL, thread_ops, s), 0);
+    for (int i = 0; i < 4; i++) {
+        void *ok;
+        pthread_join(t[i], &ok);
+        cr_assert_not_null(ok, "a thread's calls failed");
     }
     /* the script cache flushed on every node: the renewal falls back, per node */
     for (int i = 0; i < NODES; i++)
@@ -518,6 +543,17 @@ Test(cluster, seed_list_whose_first_node_is_down)
     cr_assert_eq(redkv_delete_all(s), REDKV_OK);
     cr_assert_eq(redkv_exists(s, "s1", 2), 0);
     redkv_close(s);
+
+    /* the command-line tool takes the same URL */
+    char cmd[1024], out[256] = "";
+    snprintf(cmd, sizeof cmd, "'%s' -u '%s' set tool-key tool-value && '%s' -u '%s' get tool-key",
+             build_path("redkv"), u, build_path("redkv"), u);
+    FILE *p = popen(cmd, "r");
+    cr_assert_not_null(p);
+    size_t got = fread(out, 1, sizeof out - 1, p);
+    out[got] = 0;
+    cr_assert_eq(pclose(p), 0);
+    cr_assert_str_eq(out, "tool-value");
 
     /* the option form: a redis:// URL with cluster set */
     redkv_options o = {0};
