@@ -130,6 +130,7 @@ void section_pipeline(void);
 void section_parser(void);
 void section_delete_all(void);
 extern int g_sweep[16], g_nsweep;           /* delete_all's other scan_counts, ascending */
+void section_cluster(void);           /* cluster.c: against a 3-master Redis Cluster */
 
 /* `redkv-bench --syscalls WHAT PORT N`: the child that strace counts. */
 int syscalls_child(const char *what, int port, long n);

@@ -59,7 +59,10 @@ enum {
 
 typedef struct {
     const char *url;          /* NULL: REDKV_DEFAULT_URL. redis://[[user]:password@]host[:port][/db],
-                                 unix:///path/to/socket[?db=N]; IPv6 hosts in [brackets] */
+                                 unix:///path/to/socket[?db=N]; IPv6 hosts in [brackets];
+                                 Redis Cluster:
+                                 redis+cluster://[[user]:password@]host:port[,host:port...]
+                                 (seed nodes, any one reachable is enough; database 0 only) */
     int db;                   /* <= 0: from the URL (else 0); > 0: that database */
     int port;                 /* <= 0: from the URL (else 6379) */
     const char *username;     /* NULL: from the URL */
@@ -75,6 +78,10 @@ typedef struct {
     int scan_count;           /* 0: 1000; keys asked of each SCAN step of delete_all */
     void (*progress)(uint64_t deleted, void *arg);  /* delete_all: called after each batch */
     void *progress_arg;
+    bool cluster;             /* the redis:// URL's host is a seed of a Redis Cluster (as
+                                 redis+cluster:// says): every call goes to its key's master and
+                                 follows MOVED and ASK. Asynchronous use: redkv_fd is one epoll
+                                 descriptor for every node (Linux; elsewhere EINVAL). */
 } redkv_options;
 
 /* Opens a client and a store on it (Litestar's with_client). Does not connect yet: the

@@ -17,7 +17,7 @@ CROSS_AR       ?= aarch64-linux-gnu-ar
 QEMU_AARCH64   ?= qemu-aarch64
 STATIC_OPT     ?= -Os -ffunction-sections -fdata-sections
 STATIC_LDFLAGS ?= -static -Wl,--gc-sections
-SIZE_LIMIT     ?= 32768
+SIZE_LIMIT     ?= 36864
 HIREDIS_A      ?= /usr/lib/x86_64-linux-gnu/libhiredis.a
 
 # The self-test: one program, public header only (tests/*.c belong to Criterion).

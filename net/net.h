@@ -35,6 +35,10 @@ typedef struct rk_config {
     char *user, *pass;        /* NULL: none */
     int connect_timeout_ms, command_timeout_ms, pool_size;
     resp_limits limits;
+    /* Redis Cluster (redis+cluster://, or opt->cluster): host and port are the first seed. */
+    int cluster;
+    int nseeds;
+    struct rk_seed { char *host; int port; } *seeds;
 } rk_config;
 
 /* Reads url (NULL: the default) and applies the overrides of opt (may be NULL).
@@ -130,5 +134,64 @@ void rk_pool_free(rk_pool *p);         /* every connection must have been given 
 /* Borrows a connection, waiting until deadline if all are busy: OK, ETIMEDOUT, ENOMEM. */
 int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out);
 void rk_pool_put(rk_pool *p, rk_conn *c);
+
+/* ---- Redis Cluster (cluster.c) ------------------------------------------------------------ */
+
+#define RK_SLOTS 16384
+
+/* CRC16-CCITT (XMODEM: polynomial 0x1021, initial 0), the hash of Redis Cluster. */
+uint16_t rk_crc16(const void *p, size_t n);
+/* The slot of the key prefix+key, honouring a {hash tag} anywhere in the whole key. */
+int rk_key_slot(const void *prefix, size_t plen, const void *key, size_t klen);
+
+typedef struct rk_node {
+    rk_config cfg;            /* its own host and port; user, password, timeouts shared */
+    rk_pool pool;
+    rk_conn async;            /* asynchronous requests to this node, pipelined */
+    int reg_fd, reg_events;   /* what the cluster's epoll descriptor was told of async */
+} rk_node;
+
+/* The nodes seen so far (never removed while the client lives, so a node pointer stays
+   valid), and which master serves each slot. */
+typedef struct rk_cluster {
+    const rk_config *cfg;
+    rk_node **nodes;
+    int nnodes, cap;
+    int16_t slots[RK_SLOTS];  /* index into nodes; -1: not known */
+    int epfd;                 /* async: readable when any node's connection is ready; -1 */
+    int last_ok;              /* the node that last gave its slot map: asked first */
+#ifndef REDKV_NO_THREADS
+    pthread_mutex_t lock;
+#endif
+} rk_cluster;
+
+int rk_cluster_init(rk_cluster *c, const rk_config *cfg);   /* the seeds as nodes; no I/O */
+void rk_cluster_free(rk_cluster *c);   /* every borrowed connection must have been given back */
+/* Reads the slot map (CLUSTER SLOTS) from the first node that answers, trying avoid last.
+   OK, or the last node's error. */
+int rk_cluster_refresh(rk_cluster *c, int64_t deadline, const rk_node *avoid);
+/* The master of slot (reading the map first if it is not known): OK or an error. */
+int rk_cluster_node(rk_cluster *c, int slot, int64_t deadline, rk_node **out);
+/* The node at host:port (a "MOVED 12 host:port" target), added if new: OK, ESERVER for an
+   address that does not read, or ENOMEM. */
+int rk_cluster_node_at(rk_cluster *c, const char *addr, size_t len, rk_node **out);
+/* Points slot at node (after MOVED). */
+void rk_cluster_set_slot(rk_cluster *c, int slot, const rk_node *node);
+/* The distinct masters of the map, at most cap of them: their count, or an error < 0. */
+int rk_cluster_masters(rk_cluster *c, int64_t deadline, rk_node **out, int cap);
+/* The master of slot as the map says, else any node (never NULL: the seeds are nodes). */
+rk_node *rk_cluster_lookup(rk_cluster *c, int slot);
+/* 1 when the slot map has been read (some slot is known). */
+int rk_cluster_has_map(rk_cluster *c);
+
+/* Asynchronous use: each node has its own connection (node->async); one descriptor, an
+   epoll instance holding every node's socket with the events it wants, stands for all of
+   them (Linux only; elsewhere rk_cluster_async_fd is -1 and the store refuses). Driven from
+   one thread at a time. */
+int rk_cluster_async_fd(rk_cluster *c);          /* creates it on first use; -1: none */
+void rk_cluster_async_sync(rk_cluster *c);       /* tells epoll of each node's fd and events */
+void rk_cluster_async_sync_node(rk_cluster *c, rk_node *node);   /* ... of one node's */
+int rk_cluster_async_process(rk_cluster *c);     /* every node's ready I/O and timeouts */
+int rk_cluster_async_timeout_ms(rk_cluster *c);  /* the soonest node's; -1: none */
 
 #endif

@@ -129,6 +129,39 @@ static int parse_hostport(rk_config *cfg, const char *s, size_t n)
     return cfg->host ? REDKV_OK : REDKV_ENOMEM;
 }
 
+#ifndef REDKV_NO_CLUSTER
+/* host:port[,host:port...]: every seed, the first also as cfg->host and cfg->port. */
+static int parse_seeds(rk_config *cfg, const char *s, size_t n)
+{
+    size_t count = 1;
+    for (size_t i = 0; i < n; i++)
+        count += s[i] == ',';
+    if (!(cfg->seeds = resp_malloc(count * sizeof *cfg->seeds)))
+        return REDKV_ENOMEM;
+    memset(cfg->seeds, 0, count * sizeof *cfg->seeds);
+    while (cfg->nseeds < (int)count) {
+        const char *comma = memchr(s, ',', n);
+        size_t len = comma ? (size_t)(comma - s) : n;
+        if (len == 0)
+            return rk_error(REDKV_ECONFIG, "bad URL: an empty seed in the cluster's node list");
+        resp_free(cfg->host);
+        cfg->host = NULL;
+        cfg->port = 6379;
+        int rc = parse_hostport(cfg, s, len);
+        if (rc)
+            return rc;
+        cfg->seeds[cfg->nseeds].host = cfg->host;
+        cfg->seeds[cfg->nseeds++].port = cfg->port;
+        cfg->host = NULL;
+        s += len + (comma != NULL);
+        n -= len + (comma != NULL);
+    }
+    cfg->port = cfg->seeds[0].port;
+    cfg->host = dup_range(cfg->seeds[0].host, strlen(cfg->seeds[0].host));
+    return cfg->host ? REDKV_OK : REDKV_ENOMEM;
+}
+#endif
+
 static int parse_db_path(rk_config *cfg, const char *s, size_t n)
 {
     if (n <= 1)                               /* "" or "/" */
@@ -147,10 +180,12 @@ static int parse_url(rk_config *cfg, const char *url)
         return rk_error(REDKV_ECONFIG, "bad URL: expected redis://host[:port][/db] or unix:///path");
     size_t scheme_len = (size_t)(sep - url);
     int is_unix = scheme_len == 4 && memcmp(url, "unix", 4) == 0;
+    cfg->cluster = scheme_len == 13 && memcmp(url, "redis+cluster", 13) == 0;
     if (scheme_len == 6 && memcmp(url, "rediss", 6) == 0)
         return rk_error(REDKV_ECONFIG, "rediss:// needs TLS, which redkv does not build in");
-    if (!is_unix && !(scheme_len == 5 && memcmp(url, "redis", 5) == 0))
-        return rk_error(REDKV_ECONFIG, "bad URL: the scheme must be redis:// or unix://");
+    if (!is_unix && !cfg->cluster && !(scheme_len == 5 && memcmp(url, "redis", 5) == 0))
+        return rk_error(REDKV_ECONFIG, "bad URL: the scheme must be redis://, unix:// or "
+                        "redis+cluster://");
 
     const char *rest = sep + 3, *end = rest + strlen(rest);
     const char *query = memchr(rest, '?', (size_t)(end - rest));
@@ -176,7 +211,12 @@ static int parse_url(rk_config *cfg, const char *url)
         cfg->path = dup_range(slash, (size_t)(body_end - slash));
         return cfg->path ? REDKV_OK : REDKV_ENOMEM;
     }
-    rc = parse_hostport(cfg, netloc, (size_t)(auth_end - netloc));
+#ifndef REDKV_NO_CLUSTER
+    if (cfg->cluster)
+        rc = parse_seeds(cfg, netloc, (size_t)(auth_end - netloc));
+    else
+#endif
+        rc = parse_hostport(cfg, netloc, (size_t)(auth_end - netloc));
     if (rc == REDKV_OK && slash)
         rc = parse_db_path(cfg, slash, (size_t)(body_end - slash));
     return rc;
@@ -211,7 +251,35 @@ static int apply_options(rk_config *cfg, const redkv_options *opt)
         cfg->pool_size = opt->pool_size;
     if (opt->max_value_len)
         cfg->limits.max_bulk = opt->max_value_len;
+    if (opt->cluster && !cfg->cluster) {
+        if (cfg->path)
+            return rk_error(REDKV_ECONFIG, "a cluster is reached over TCP, not a unix socket");
+        cfg->cluster = 1;
+    }
     return REDKV_OK;
+}
+
+/* A cluster has database 0 only; its seeds take the port override like the host does. */
+static int finish_cluster(rk_config *cfg)
+{
+#ifdef REDKV_NO_CLUSTER
+    (void)cfg;
+    return rk_error(REDKV_ECONFIG, "built without Redis Cluster support (REDKV_NO_CLUSTER)");
+#else
+    if (cfg->db != 0)
+        return rk_error(REDKV_ECONFIG, "Redis Cluster has database 0 only");
+    if (cfg->nseeds == 0) {
+        if (!(cfg->seeds = resp_malloc(sizeof *cfg->seeds)))
+            return REDKV_ENOMEM;
+        cfg->seeds[0].host = NULL;
+        cfg->seeds[0].port = cfg->port;
+        cfg->nseeds = 1;
+        if (!(cfg->seeds[0].host = dup_range(cfg->host, strlen(cfg->host))))
+            return REDKV_ENOMEM;
+    }
+    cfg->seeds[0].port = cfg->port;
+    return REDKV_OK;
+#endif
 }
 
 int rk_config_init(rk_config *cfg, const redkv_options *opt)
@@ -225,6 +293,8 @@ int rk_config_init(rk_config *cfg, const redkv_options *opt)
     int rc = parse_url(cfg, opt && opt->url ? opt->url : REDKV_DEFAULT_URL);
     if (rc == REDKV_OK && opt)
         rc = apply_options(cfg, opt);
+    if (rc == REDKV_OK && cfg->cluster)
+        rc = finish_cluster(cfg);
     if (rc == REDKV_ENOMEM)
         rk_error(rc, "out of memory");
     if (rc != REDKV_OK)
@@ -240,5 +310,8 @@ void rk_config_free(rk_config *cfg)
     if (cfg->pass)
         memset(cfg->pass, 0, strlen(cfg->pass));
     resp_free(cfg->pass);
+    for (int i = 0; i < cfg->nseeds; i++)
+        resp_free(cfg->seeds[i].host);
+    resp_free(cfg->seeds);
     memset(cfg, 0, sizeof *cfg);
 }

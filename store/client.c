@@ -64,9 +64,30 @@ static void free_client(rk_client *cl)
 {
     rk_conn_free(&cl->async);
     rk_pool_free(&cl->pool);
+    if (RK_CLUSTER(cl)) {
+        rk_cluster_free(RK_CLUSTER(cl));
+        resp_free(RK_CLUSTER(cl));
+    }
     rk_async_free_ops(cl);
     rk_config_free(&cl->cfg);
     resp_free(cl);
+}
+
+static int open_cluster(rk_client *cl)
+{
+#ifdef REDKV_NO_CLUSTER
+    (void)cl;
+    return rk_error(REDKV_ECONFIG, "built without Redis Cluster support (REDKV_NO_CLUSTER)");
+#else
+    if (!(cl->cluster = resp_malloc(sizeof *cl->cluster)))
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    int rc = rk_cluster_init(cl->cluster, &cl->cfg);
+    if (rc) {
+        resp_free(cl->cluster);
+        cl->cluster = NULL;
+    }
+    return rc;
+#endif
 }
 
 static int check_options(const redkv_options *opt)
@@ -104,6 +125,10 @@ int redkv_open(redkv **out, const redkv_options *opt)
         return rc;
     }
     rk_conn_init(&cl->async, &cl->cfg, 0);
+    if (cl->cfg.cluster && (rc = open_cluster(cl)) != REDKV_OK) {
+        free_client(cl);
+        return rc;
+    }
     cl->scan_count = opt && opt->scan_count ? opt->scan_count : DEFAULT_SCAN_COUNT;
     cl->progress = opt ? opt->progress : NULL;
     cl->progress_arg = opt ? opt->progress_arg : NULL;

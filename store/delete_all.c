@@ -18,6 +18,9 @@ typedef struct scan_step {
     int status;
     rk_req unlink_req;        /* the keys of this step, queued for the next write */
     uint64_t deleted;
+    /* Redis Cluster: one UNLINK per key (the keys of a step belong to many slots) */
+    rk_req *unlinks;
+    size_t nunlinks, cap;
 } scan_step;
 
 /* NS:..., or NS_...:... */
@@ -58,6 +61,32 @@ static void unlink_done(rk_req *req, int status, const resp_reply *reply)
         st->status = status;
 }
 
+/* Cluster: UNLINK key for each matching key, each a request of its own. */
+static int queue_unlink_each(scan_step *st, const resp_reply *keys, size_t matched)
+{
+    if (matched > st->cap) {
+        rk_req *r = resp_realloc(st->unlinks, matched * sizeof *r);
+        if (!r)
+            return rk_error(REDKV_ENOMEM, "out of memory");
+        st->unlinks = r;
+        st->cap = matched;
+    }
+    resp_buf *out = &st->conn->out;
+    st->nunlinks = 0;
+    for (size_t i = 0; i < keys->len; i++) {
+        const resp_reply *k = resp_element(keys, i);
+        if (k->type != RESP_BULK || !in_namespace(st->store, k->str, k->len))
+            continue;
+        size_t start = out->len;
+        int rc = resp_encode_header(out, 2) | resp_encode_arg(out, "UNLINK", 6) |
+                 resp_encode_arg(out, k->str, k->len);
+        if ((rc = push(st, &st->unlinks[st->nunlinks], start, rc, unlink_done)) != REDKV_OK)
+            return rc;
+        st->nunlinks++;
+    }
+    return REDKV_OK;
+}
+
 /* Queues UNLINK for the matching keys of a SCAN reply; it goes out with the next SCAN. */
 static int queue_unlink(scan_step *st, const resp_reply *keys)
 {
@@ -68,6 +97,8 @@ static int queue_unlink(scan_step *st, const resp_reply *keys)
     }
     if (!matched)
         return REDKV_OK;
+    if (RK_CLUSTER(st->store->cl))
+        return queue_unlink_each(st, keys, matched);
     resp_buf *out = &st->conn->out;
     size_t start = out->len;
     int rc = resp_encode_header(out, (int)matched + 1) | resp_encode_arg(out, "UNLINK", 6);
@@ -135,10 +166,58 @@ static int send_scan(scan_step *st, const resp_buf *pat, int count)
 /* Sends the UNLINK of the last step on its own. */
 static int flush_unlink(scan_step *st)
 {
+    if (RK_CLUSTER(st->store->cl) && st->conn->head && st->nunlinks) {
+        rk_conn_run(st->conn, &st->unlinks[st->nunlinks - 1]);
+        return st->status;
+    }
     if (st->conn->head != &st->unlink_req)
         return st->status;
     rk_conn_run(st->conn, &st->unlink_req);
     return st->status;
+}
+
+/* The whole SCAN on one server (a connection of pool); st->deleted keeps counting. */
+static int delete_on(rk_pool *pool, scan_step *st, const resp_buf *pat, uint64_t *reported)
+{
+    rk_client *cl = st->store->cl;
+    int rc;
+    strcpy(st->cursor, "0");
+    st->done = 0;
+    if ((rc = rk_pool_get(pool, rk_deadline(cl->cfg.command_timeout_ms), &st->conn)) != REDKV_OK)
+        return rc;
+    int reused = st->conn->fd >= 0;
+    while (rc == REDKV_OK && !st->done) {
+        rc = send_scan(st, pat, cl->scan_count);
+        if (rc == REDKV_ECONN && reused) {
+            /* The idle connection was closed by the server (see store.c): the first SCAN,
+               harmless to repeat, goes once more on a new connection. */
+            rc = st->status = REDKV_OK;
+        }
+        reused = 0;
+        if (cl->progress && st->deleted != *reported)
+            cl->progress(*reported = st->deleted, cl->progress_arg);
+    }
+    if (rc == REDKV_OK)
+        rc = flush_unlink(st);
+    else if (st->conn->head)           /* an UNLINK queued but never written */
+        rk_conn_fail_all(st->conn, rc);
+    rk_pool_put(pool, st->conn);
+    st->conn = NULL;
+    return rc;
+}
+
+/* Redis Cluster: the same on every master of the slot map (a key lives on the master of
+   its slot, and SCAN walks one node's keys). */
+static int delete_on_masters(rk_client *cl, scan_step *st, const resp_buf *pat,
+                             uint64_t *reported)
+{
+    rk_node *masters[64];
+    int n = rk_cluster_masters(RK_CLUSTER(cl), rk_deadline(cl->cfg.command_timeout_ms), masters,
+                               (int)(sizeof masters / sizeof *masters));
+    int rc = n < 0 ? n : REDKV_OK;
+    for (int i = 0; i < n && rc == REDKV_OK; i++)
+        rc = delete_on(&masters[i]->pool, st, pat, reported);
+    return rc;
 }
 
 int redkv_delete_all(redkv *s)
@@ -153,33 +232,16 @@ int redkv_delete_all(redkv *s)
     scan_step st;
     memset(&st, 0, sizeof st);
     st.store = s;
-    strcpy(st.cursor, "0");
     if ((rc = build_pattern(s, &pat)) != REDKV_OK)
         return rc;
-    if ((rc = rk_pool_get(&cl->pool, rk_deadline(cl->cfg.command_timeout_ms), &st.conn)) != REDKV_OK) {
-        resp_buf_free(&pat);
-        return rc;
-    }
     uint64_t reported = 0;
-    int reused = st.conn->fd >= 0;
-    while (rc == REDKV_OK && !st.done) {
-        rc = send_scan(&st, &pat, cl->scan_count);
-        if (rc == REDKV_ECONN && reused) {
-            /* The idle connection was closed by the server (see store.c): the first SCAN,
-               harmless to repeat, goes once more on a new connection. */
-            rc = st.status = REDKV_OK;
-        }
-        reused = 0;
-        if (cl->progress && st.deleted != reported)
-            cl->progress(reported = st.deleted, cl->progress_arg);
-    }
-    if (rc == REDKV_OK)
-        rc = flush_unlink(&st);
-    else if (st.conn->head)            /* an UNLINK queued but never written */
-        rk_conn_fail_all(st.conn, rc);
+    if (RK_CLUSTER(cl))
+        rc = delete_on_masters(cl, &st, &pat, &reported);
+    else
+        rc = delete_on(&cl->pool, &st, &pat, &reported);
     if (cl->progress && st.deleted != reported)
         cl->progress(st.deleted, cl->progress_arg);
-    rk_pool_put(&cl->pool, st.conn);
+    resp_free(st.unlinks);
     resp_buf_free(&pat);
     return rc;
 }

@@ -173,3 +173,25 @@ void rk_interpret(enum rk_kind kind, int status, const resp_reply *r, rk_result 
         break;
     }
 }
+
+int rk_redirect(const resp_reply *r, const char **addr, size_t *len)
+{
+    if (r->type != RESP_ERROR)
+        return 0;
+    if (starts_with(r, "TRYAGAIN") || starts_with(r, "CLUSTERDOWN"))
+        return RK_TRYAGAIN;
+    int kind = starts_with(r, "MOVED ") ? RK_MOVED : starts_with(r, "ASK ") ? RK_ASK : 0;
+    if (!kind)
+        return 0;
+    /* MOVED <slot> <host:port> */
+    const char *end = r->str + r->len;
+    const char *sp = memchr(r->str, ' ', r->len);
+    if (!sp)
+        return 0;
+    const char *slot_end = memchr(sp + 1, ' ', (size_t)(end - sp - 1));
+    if (!slot_end || slot_end + 1 >= end)
+        return 0;
+    *addr = slot_end + 1;
+    *len = (size_t)(end - slot_end - 1);
+    return kind;
+}

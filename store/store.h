@@ -7,9 +7,19 @@
 
 typedef struct rk_op rk_op;
 
+/* The client's cluster, or NULL: with REDKV_NO_CLUSTER always NULL, so that the compiler
+   drops every cluster path of the store. */
+#ifdef REDKV_NO_CLUSTER
+#define RK_CLUSTER(cl) ((rk_cluster *)0)
+#else
+#define RK_CLUSTER(cl) ((cl)->cluster)
+#endif
+
 typedef struct rk_client {
     rk_config cfg;
     rk_pool pool;             /* blocking calls */
+    rk_cluster *cluster;      /* Redis Cluster: the nodes and slot map (pool unused); else NULL */
+    int async_stale;          /* cluster: an async connection was lost; read the map again */
     rk_conn async;            /* asynchronous requests, pipelined */
     int stores;               /* stores the user has not closed */
     int pending;              /* the user's asynchronous requests not yet called back */
@@ -35,6 +45,10 @@ enum rk_kind { OP_SET, OP_GET, OP_RENEW_SHA, OP_RENEW_EVAL, OP_DELETE, OP_EXISTS
 
 /* The renew script's fallback marker: a status no caller sees. */
 #define RK_NOSCRIPT 100
+/* Redis Cluster's answers that send a request elsewhere or ask for a retry (rk_redirect). */
+#define RK_MOVED    101
+#define RK_ASK      102
+#define RK_TRYAGAIN 103      /* TRYAGAIN, CLUSTERDOWN: not run; try again shortly */
 
 typedef struct rk_args {
     const void *key, *val;
@@ -55,6 +69,9 @@ int rk_check_key(const redkv *s, const void *key, size_t klen);
 int rk_check_set(const redkv *s, const rk_args *a);
 int rk_encode(resp_buf *out, const redkv *s, enum rk_kind kind, const rk_args *a);
 void rk_interpret(enum rk_kind kind, int status, const resp_reply *reply, rk_result *res);
+/* A cluster's redirection or retry request in an error reply: RK_MOVED or RK_ASK (*addr,
+   *len: the "host:port" to go to, in the reply), RK_TRYAGAIN, or 0 for any other reply. */
+int rk_redirect(const resp_reply *reply, const char **addr, size_t *len);
 
 /* client.c */
 void rk_store_release(redkv *s);    /* drops one reference; frees s at zero */

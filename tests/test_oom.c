@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cluster_fixture.h"
 #include "fixture.h"
 #include "hostile.h"
 #include "redkv.h"
@@ -235,3 +236,18 @@ Test(oom, password_and_db)
     cr_assert_eq(srv_start(&srv, (const char *const[]){"--requirepass", "oom-secret", NULL}), 0);
     ratchet(srv.url, 2, "oom-secret");
 }
+
+#ifndef REDKV_NO_CLUSTER
+/* Against a Redis Cluster: the slot map, a pool and an async connection per node, one UNLINK
+   request per key in delete_all, redirections. */
+static void cluster_down(void)
+{
+    redkv_set_allocator(NULL, NULL, NULL);
+    cluster_stop();
+}
+
+Test(oom, cluster, .init = cluster_up, .fini = cluster_down)
+{
+    ratchet(cluster_url, 0, NULL);
+}
+#endif

@@ -1,0 +1,173 @@
+/* cluster_fixture.c - see cluster_fixture.h. */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cluster_fixture.h"
+#include "resp.h"
+
+test_server cluster_node[NODES];
+char cluster_url[512];
+
+/* A port p with p and its cluster bus port p + 10000 both free, below the ephemeral range. */
+static int bindable(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((unsigned short)port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+int cluster_pick_port(void)
+{
+    static unsigned seed;
+    if (!seed)
+        seed = (unsigned)getpid() * 2654435761u ^ (unsigned)now_ms();
+    for (;;) {
+        int p = 10000 + (int)((seed = seed * 1103515245u + 12345u) >> 8) % 12000;
+        if (bindable(p) && bindable(p + 10000))
+            return p;
+    }
+}
+
+static void exec_node(test_server *s)
+{
+    char port[16];
+    snprintf(port, sizeof port, "%d", s->port);
+    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                          "--dir", s->dir, "--save", "", "--appendonly", "no",
+                          "--daemonize", "no", "--logfile", "redis.log",
+                          "--protected-mode", "no", "--cluster-enabled", "yes",
+                          "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                          NULL};
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (chdir(s->dir) != 0)
+        _exit(127);
+    int devnull = open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+        dup2(devnull, 1);
+        close(devnull);
+    }
+    execvp("redis-server", (char *const *)argv);
+    _exit(127);
+}
+
+static int node_start(test_server *s)
+{
+    memset(s, 0, sizeof *s);
+    snprintf(s->dir, sizeof s->dir, "/tmp/redkv-cluster-XXXXXX");
+    if (!mkdtemp(s->dir))
+        return -1;
+    for (int attempt = 0; attempt < 5; attempt++) {
+        s->port = cluster_pick_port();
+        snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
+        if ((s->pid = fork()) == 0)
+            exec_node(s);
+        for (long long until = now_ms() + 5000; now_ms() < until;) {
+            char out[64];
+            if (SRV(s, out, "PING") == RESP_STRING)
+                return 0;
+            if (waitpid(s->pid, NULL, WNOHANG) == s->pid)
+                break;
+            usleep(5000);
+        }
+        kill(s->pid, SIGKILL);
+        waitpid(s->pid, NULL, 0);
+    }
+    s->pid = 0;
+    return -1;
+}
+
+static int run_cli_create(void)
+{
+    char ports[NODES][32];
+    const char *argv[NODES + 8];
+    int n = 0;
+    argv[n++] = "redis-cli";
+    argv[n++] = "--cluster";
+    argv[n++] = "create";
+    for (int i = 0; i < NODES; i++) {
+        snprintf(ports[i], sizeof ports[i], "127.0.0.1:%d", cluster_node[i].port);
+        argv[n++] = ports[i];
+    }
+    argv[n++] = "--cluster-replicas";
+    argv[n++] = "1";
+    argv[n++] = "--cluster-yes";
+    argv[n] = NULL;
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        int devnull = open("/dev/null", O_RDWR);
+        if (devnull >= 0) {
+            dup2(devnull, 1);
+            dup2(devnull, 2);
+            close(devnull);
+        }
+        execvp("redis-cli", (char *const *)argv);
+        _exit(127);
+    }
+    int status = -1;
+    for (long long until = now_ms() + 60000; now_ms() < until; usleep(20000))
+        if (waitpid(pid, &status, WNOHANG) == pid)
+            return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
+    return -1;
+}
+
+int cluster_is_master(const test_server *s)
+{
+    char out[4096];
+    SRV(s, out, "ROLE");
+    return strncmp(out, "master", 6) == 0;
+}
+
+/* Every node says cluster_state:ok, knows all six, and every master has a replica in sync. */
+static int cluster_ready(void)
+{
+    for (int i = 0; i < NODES; i++) {
+        char out[8192];
+        SRV(&cluster_node[i], out, "CLUSTER", "INFO");
+        if (!strstr(out, "cluster_state:ok") || !strstr(out, "cluster_known_nodes:6"))
+            return 0;
+        SRV(&cluster_node[i], out, "INFO", "replication");
+        if (strstr(out, "role:slave") && !strstr(out, "master_link_status:up"))
+            return 0;
+        if (strstr(out, "role:master") && !strstr(out, "connected_slaves:1"))
+            return 0;
+    }
+    return 1;
+}
+
+void cluster_stop(void)
+{
+    for (int i = 0; i < NODES; i++)
+        srv_stop(&cluster_node[i]);
+}
+
+void cluster_up(void)
+{
+    for (int i = 0; i < NODES; i++)
+        cr_assert_eq(node_start(&cluster_node[i]), 0, "redis-server (cluster-enabled) did not start");
+    cr_assert_eq(run_cli_create(), 0, "redis-cli --cluster create failed");
+    long long until = now_ms() + 30000;
+    while (!cluster_ready() && now_ms() < until)
+        usleep(50000);
+    cr_assert(cluster_ready(), "the cluster did not become ready");
+    snprintf(cluster_url, sizeof cluster_url, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d",
+             cluster_node[0].port,
+             cluster_node[1].port);
+}
+

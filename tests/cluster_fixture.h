@@ -1,0 +1,20 @@
+/* cluster_fixture.h - a Redis Cluster on loopback for the tests: 3 masters with a replica
+ * each (redis-server --cluster-enabled yes, then redis-cli --cluster create), started by
+ * cluster_up (a Criterion init: it asserts) and stopped by cluster_stop, even after a
+ * failure; the servers get PR_SET_PDEATHSIG like fixture.c's. */
+#ifndef REDKV_TEST_CLUSTER_FIXTURE_H
+#define REDKV_TEST_CLUSTER_FIXTURE_H
+
+#include "fixture.h"
+
+#define NODES 6
+extern test_server cluster_node[NODES];
+extern char cluster_url[512];   /* redis+cluster://<node 0>,<node 1> */
+
+void cluster_up(void);
+void cluster_stop(void);
+int cluster_is_master(const test_server *s);
+/* A free port whose cluster bus port (+10000) is free too, below the ephemeral range. */
+int cluster_pick_port(void);
+
+#endif
