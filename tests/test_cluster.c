@@ -451,7 +451,8 @@ typedef struct writer {
     redkv *s;
     volatile int stop;
     int acked[20000];
-    int n, errors;
+    volatile int n;   /* read by the test thread while the writer runs */
+    int errors;
 } writer;
 
 static void *write_stream(void *arg)
@@ -494,9 +495,10 @@ Test(cluster, manual_failover_during_a_stream_loses_no_acknowledged_write)
     while (!cluster_is_master(replica) && now_ms() < until)
         usleep(20000);
     cr_assert(cluster_is_master(replica), "the replica took over");
-    usleep(500000);                     /* writes keep going after the failover */
-    int at_failover = w.n;
-    usleep(300000);
+    int at_failover = w.n;              /* writes keep going after the failover */
+    until = now_ms() + 15000;
+    while (w.n < at_failover + 20 && now_ms() < until)
+        usleep(20000);
     w.stop = 1;
     pthread_join(t, NULL);
     cr_assert_gt(w.n, at_failover, "writes went on after the failover");
@@ -607,9 +609,11 @@ Test(cluster, a_master_that_goes_away_is_ridden_through)
     while (!cluster_is_master(heir) && now_ms() < until)
         usleep(20000);
     cr_assert(cluster_is_master(heir), "the replica took over");
-    usleep(800000);
     int at_promotion = w.n;
-    usleep(300000);
+    /* a loaded machine may take a while: wait for progress, not for a fixed time */
+    until = now_ms() + 15000;
+    while (w.n < at_promotion + 20 && now_ms() < until)
+        usleep(20000);
     w.stop = 1;
     pthread_join(t, NULL);
     cr_assert_gt(at_kill, 0);
