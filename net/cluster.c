@@ -77,16 +77,6 @@ int rk_key_slot(const void *prefix, size_t plen, const void *key, size_t klen)
 
 /* ---- nodes ---------------------------------------------------------------------------------- */
 
-static char *dup_n(const char *s, size_t n)
-{
-    char *d = resp_malloc(n + 1);
-    if (d) {
-        memcpy(d, s, n);
-        d[n] = 0;
-    }
-    return d;
-}
-
 /* The index of host:port, adding it when new; -1: no memory or too many. Under the lock. */
 static int find_or_add(rk_cluster *c, const char *host, size_t hlen, int port)
 {
@@ -116,7 +106,7 @@ static int find_or_add(rk_cluster *c, const char *host, size_t hlen, int port)
     node->cfg.path = NULL;
     node->cfg.db = 0;
     node->cfg.port = port;
-    if (!(node->cfg.host = dup_n(host, hlen))) {
+    if (!(node->cfg.host = rk_strndup(host, hlen))) {
         resp_free(node);
         return -1;
     }

@@ -45,6 +45,8 @@ typedef struct rk_config {
    0, or ECONFIG / ENOMEM with the message set (never naming the password). */
 int rk_config_init(rk_config *cfg, const redkv_options *opt);
 void rk_config_free(rk_config *cfg);
+/* A NUL-terminated copy of s[0..n), from the allocator hook; NULL when memory ran out. */
+char *rk_strndup(const char *s, size_t n);
 
 /* ---- requests and connections (conn.c) ------------------------------------------------ */
 

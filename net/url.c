@@ -7,7 +7,7 @@
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_POOL_SIZE  4
 
-static char *dup_range(const char *s, size_t n)
+char *rk_strndup(const char *s, size_t n)
 {
     char *d = resp_malloc(n + 1);
     if (d) {
@@ -125,7 +125,7 @@ static int parse_hostport(rk_config *cfg, const char *s, size_t n)
     for (size_t i = 0; i < hlen; i++)
         if (host[i] == '/' || host[i] == '@' || host[i] == ' ' || host[i] == '%')
             return rk_error(REDKV_ECONFIG, "bad URL: bad character in the host");
-    cfg->host = hlen ? dup_range(host, hlen) : dup_range("localhost", 9);
+    cfg->host = hlen ? rk_strndup(host, hlen) : rk_strndup("localhost", 9);
     return cfg->host ? REDKV_OK : REDKV_ENOMEM;
 }
 
@@ -157,7 +157,7 @@ static int parse_seeds(rk_config *cfg, const char *s, size_t n)
         n -= len + (comma != NULL);
     }
     cfg->port = cfg->seeds[0].port;
-    cfg->host = dup_range(cfg->seeds[0].host, strlen(cfg->seeds[0].host));
+    cfg->host = rk_strndup(cfg->seeds[0].host, strlen(cfg->seeds[0].host));
     return cfg->host ? REDKV_OK : REDKV_ENOMEM;
 }
 #endif
@@ -208,7 +208,7 @@ static int parse_url(rk_config *cfg, const char *url)
             return rk_error(REDKV_ECONFIG, "bad URL: unix:// takes a path, not a host");
         if (!slash || body_end - slash <= 1)
             return rk_error(REDKV_ECONFIG, "bad URL: unix:// needs a socket path");
-        cfg->path = dup_range(slash, (size_t)(body_end - slash));
+        cfg->path = rk_strndup(slash, (size_t)(body_end - slash));
         return cfg->path ? REDKV_OK : REDKV_ENOMEM;
     }
 #ifndef REDKV_NO_CLUSTER
@@ -225,7 +225,7 @@ static int parse_url(rk_config *cfg, const char *url)
 static int replace(char **field, const char *value)
 {
     resp_free(*field);
-    *field = value ? dup_range(value, strlen(value)) : NULL;
+    *field = value ? rk_strndup(value, strlen(value)) : NULL;
     return value && !*field ? REDKV_ENOMEM : REDKV_OK;
 }
 
@@ -274,7 +274,7 @@ static int finish_cluster(rk_config *cfg)
         cfg->seeds[0].host = NULL;
         cfg->seeds[0].port = cfg->port;
         cfg->nseeds = 1;
-        if (!(cfg->seeds[0].host = dup_range(cfg->host, strlen(cfg->host))))
+        if (!(cfg->seeds[0].host = rk_strndup(cfg->host, strlen(cfg->host))))
             return REDKV_ENOMEM;
     }
     cfg->seeds[0].port = cfg->port;
