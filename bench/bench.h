@@ -34,6 +34,14 @@ void die(const char *fmt, ...)              /* prints, cleans up (server stopped
    reference) in slices, ABBA order, timing each; rate[who] = units done per second of its
    own time. Noise lasting longer than a slice hits both alike. */
 typedef void work_fn(void *ctx, int who, long units);
+
+/* What the blocking and pipelined work functions drive: redkv (who 0) or the hiredis
+   context h (who 1; a redisContext *, or NULL without hiredis), doing operation op. */
+typedef struct pair_ctx {
+    redkv *s;
+    void *h;
+    int op;
+} pair_ctx;
 void interleave(work_fn *work, void *ctx, long units_per_slice, int slices, double rate[2]);
 
 /* Per-round figures of one row: the medians, and the median of the per-round ratios. */
@@ -82,6 +90,9 @@ extern bench_server g_srv;
 int server_start(bench_server *s);          /* 0, or -1 with a message printed */
 void server_stop(bench_server *s);          /* idempotent */
 void install_cleanup(void);                 /* signals and atexit stop the server */
+/* In a forked child: dies with the parent, runs in dir, stdin/stdout to /dev/null, and
+   execs redis-server with argv. Never returns. */
+void exec_redis_in(const char *dir, const char *const *argv);
 /* Runs argv (argv[0] looked up in PATH) with stdout and stderr into out_path;
    returns the exit status, -1 when it could not run. Killed on Ctrl-C with us. */
 int run_child(char *const argv[], const char *out_path, int quiet_stderr);

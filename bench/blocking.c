@@ -238,17 +238,9 @@ static double syscalls_per_call(const char *what, char *desc, size_t cap)
 
 /* ---- the section -------------------------------------------------------------------------- */
 
-typedef struct blk_ctx {
-    redkv *s;
-#ifdef HAVE_HIREDIS
-    redisContext *h;
-#endif
-    int op;
-} blk_ctx;
-
 static void blk_work(void *arg, int who, long n)
 {
-    blk_ctx *x = arg;
+    pair_ctx *x = arg;
     if (who == 0)
         redkv_calls(x->s, x->op, n);
 #ifdef HAVE_HIREDIS
@@ -261,7 +253,7 @@ void section_blocking(void)
 {
     long slice = 500;
     int slices = g_quick ? 6 : 20;
-    blk_ctx x;
+    pair_ctx x;
     memset(&x, 0, sizeof x);
     prepare();
     redkv *s = x.s = open_store(g_srv.port);

@@ -62,17 +62,7 @@ static void exec_node(const cnode *n)
                           "--dir", n->dir, "--save", "", "--appendonly", "no",
                           "--daemonize", "no", "--logfile", "redis.log", "--protected-mode", "no",
                           "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", NULL};
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() == 1 || chdir(n->dir) != 0)
-        _exit(127);
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-        dup2(devnull, 0);
-        dup2(devnull, 1);
-        close(devnull);
-    }
-    execvp("redis-server", (char *const *)argv);
-    _exit(127);
+    exec_redis_in(n->dir, argv);
 }
 
 static void cluster_stop(void)

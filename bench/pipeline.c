@@ -160,17 +160,9 @@ int pipeline_child(int op, int hiredis, int port, long n)
 #endif
 }
 
-typedef struct pl_ctx {
-    redkv *s;
-#ifdef HAVE_HIREDIS
-    redisContext *h;
-#endif
-    int op;
-} pl_ctx;
-
 static void pl_work(void *arg, int who, long n)
 {
-    pl_ctx *x = arg;
+    pair_ctx *x = arg;
     if (who == 0)
         redkv_pipelined(x->s, x->op, n);
 #ifdef HAVE_HIREDIS
@@ -187,7 +179,7 @@ void section_pipeline(void)
     rounds rr[NPL], rb1[NPL], rb50[NPL];
     int rb_ok = 1;
     char url[64];
-    pl_ctx x;
+    pair_ctx x;
     memset(&x, 0, sizeof x);
     memset(rr, 0, sizeof rr);
     memset(rb1, 0, sizeof rb1);

@@ -97,8 +97,13 @@ static void exec_server(const bench_server *s)
                           "--dir", s->dir, "--save", "", "--appendonly", "no",
                           "--daemonize", "no", "--logfile", "redis.log",
                           "--enable-debug-command", "yes", "--protected-mode", "no", NULL};
+    exec_redis_in(s->dir, argv);
+}
+
+void exec_redis_in(const char *dir, const char *const *argv)
+{
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() == 1 || chdir(s->dir) != 0)
+    if (getppid() == 1 || chdir(dir) != 0)
         _exit(127);
     int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0) {
