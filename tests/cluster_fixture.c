@@ -52,16 +52,7 @@ static void exec_node(test_server *s)
                           "--protected-mode", "no", "--cluster-enabled", "yes",
                           "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
                           NULL};
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (chdir(s->dir) != 0)
-        _exit(127);
-    int devnull = open("/dev/null", O_RDWR);
-    if (devnull >= 0) {
-        dup2(devnull, 1);
-        close(devnull);
-    }
-    execvp("redis-server", (char *const *)argv);
-    _exit(127);
+    srv_exec_in(s->dir, argv);
 }
 
 static int node_start(test_server *s)

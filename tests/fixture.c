@@ -78,8 +78,13 @@ static void exec_server(test_server *s, const char *const *extra)
     for (; extra && *extra && n < 62; extra++)
         argv[n++] = *extra;
     argv[n] = NULL;
+    srv_exec_in(s->dir, argv);
+}
+
+void srv_exec_in(const char *dir, const char *const *argv)
+{
     prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (chdir(s->dir) != 0)
+    if (chdir(dir) != 0)
         _exit(127);
     int devnull = open("/dev/null", O_RDWR);
     if (devnull >= 0) {

@@ -43,6 +43,10 @@ int srv_callv(const test_server *s, char *out, size_t cap, int argc, const void 
 /* Convenience: srv_call with a compound literal argv. */
 #define SRV(s, out, ...) srv_call((s), (out), sizeof(out), (const char *const[]){__VA_ARGS__, NULL})
 
+/* In a forked child: dies with its parent, runs in dir with stdout to /dev/null, and execs
+   redis-server with argv. Never returns. */
+void srv_exec_in(const char *dir, const char *const *argv);
+
 /* Path of a built artefact: $REDKV_BUILD/<name> (or build/<name>). */
 const char *build_path(const char *name);
 long long now_ms(void);

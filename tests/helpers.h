@@ -66,4 +66,22 @@ static inline int srv_clients(const test_server *srv)
     return n - 1;   /* a line per client, ours among them */
 }
 
+/* A suite whose every test gets a private server `srv` and a store `st` on it (namespace
+   LITESTAR), both gone after the test. Needs <criterion/criterion.h>. */
+#define STORE_SUITE(name)                                                                  \
+    static test_server srv;                                                                \
+    static redkv *st;                                                                      \
+    static void up(void)                                                                   \
+    {                                                                                      \
+        cr_assert_eq(srv_start(&srv, NULL), 0);                                            \
+        st = open_on(&srv, NULL);                                                          \
+        cr_assert_not_null(st);                                                            \
+    }                                                                                      \
+    static void down(void)                                                                 \
+    {                                                                                      \
+        redkv_close(st);                                                                   \
+        srv_stop(&srv);                                                                    \
+    }                                                                                      \
+    TestSuite(name, .init = up, .fini = down, .timeout = 60)
+
 #endif

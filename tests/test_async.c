@@ -6,23 +6,7 @@
 
 #include "helpers.h"
 
-static test_server srv;
-static redkv *st;
-
-static void up(void)
-{
-    cr_assert_eq(srv_start(&srv, NULL), 0);
-    st = open_on(&srv, NULL);
-    cr_assert_not_null(st);
-}
-
-static void down(void)
-{
-    redkv_close(st);
-    srv_stop(&srv);
-}
-
-TestSuite(async, .init = up, .fini = down, .timeout = 60);
+STORE_SUITE(async);
 
 #define MAX_SEEN 64
 typedef struct seen {
