@@ -93,6 +93,10 @@ void install_cleanup(void);                 /* signals and atexit stop the serve
 /* In a forked child: dies with the parent, runs in dir, stdin/stdout to /dev/null, and
    execs redis-server with argv. Never returns. */
 void exec_redis_in(const char *dir, const char *const *argv);
+/* A store in namespace BENCH_NS on url (or 127.0.0.1:port); pool_size 0: the default.
+   Dies on failure. */
+redkv *bench_store_url(const char *url, int pool_size);
+redkv *bench_store(int port, int pool_size);
 /* Runs argv (argv[0] looked up in PATH) with stdout and stderr into out_path;
    returns the exit status, -1 when it could not run. Killed on Ctrl-C with us. */
 int run_child(char *const argv[], const char *out_path, int quiet_stderr);

@@ -24,21 +24,6 @@ static const char *const OP_ARG[NOPS] = {"set", "get", "renew"};
 
 static char g_sha[41];
 
-static redkv *open_store(int port)
-{
-    char url[64];
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
-    redkv_options o;
-    memset(&o, 0, sizeof o);
-    o.url = url;
-    o.ns = BENCH_NS;
-    o.pool_size = 1;
-    redkv *s;
-    if (redkv_open(&s, &o) != REDKV_OK)
-        die("redkv_open: %s", redkv_last_error());
-    return s;
-}
-
 static void redkv_calls(redkv *s, int op, long n)
 {
     char buf[64];
@@ -140,7 +125,7 @@ int syscalls_child(const char *what, int port, long n)
     if (op < 0)
         return 2;
     if (!hiredis) {
-        redkv *s = open_store(port);
+        redkv *s = bench_store(port, 1);
         redkv_calls(s, op, 100 + n);     /* the first calls connect */
         redkv_close(s);
         return 0;
@@ -256,7 +241,7 @@ void section_blocking(void)
     pair_ctx x;
     memset(&x, 0, sizeof x);
     prepare();
-    redkv *s = x.s = open_store(g_srv.port);
+    redkv *s = x.s = bench_store(g_srv.port, 1);
     redkv_calls(s, OP_GETINTO, 200);                 /* connect and warm up */
 #ifdef HAVE_HIREDIS
     redisContext *h = x.h = open_hiredis(g_srv.port);

@@ -151,19 +151,6 @@ static int cluster_start(void)
     return -1;
 }
 
-static redkv *open_url(const char *url, int pool)
-{
-    redkv_options o;
-    memset(&o, 0, sizeof o);
-    o.url = url;
-    o.ns = BENCH_NS;
-    o.pool_size = pool;
-    redkv *s;
-    if (redkv_open(&s, &o) != REDKV_OK)
-        die("redkv_open %s: %s", url, redkv_last_error());
-    return s;
-}
-
 typedef struct worker {
     redkv *s;
     long n;
@@ -220,7 +207,7 @@ void section_cluster(void)
     static const int threads[] = {1, 4};
     for (size_t ti = 0; ti < sizeof threads / sizeof *threads; ti++) {
         int nt = threads[ti];
-        redkv *c = open_url(url, nt), *one = open_url(g_srv.url, nt);
+        redkv *c = bench_store_url(url, nt), *one = bench_store_url(g_srv.url, nt);
         run(c, nt, n / 10);                    /* connect, read the map, warm up */
         run(one, nt, n / 10);
         double rc[16], r1[16];

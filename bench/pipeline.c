@@ -134,15 +134,7 @@ static int redis_benchmark(int clients, long n, double out[NPL])
 int pipeline_child(int op, int hiredis, int port, long n)
 {
     if (!hiredis) {
-        char url[64];
-        snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
-        redkv_options o;
-        memset(&o, 0, sizeof o);
-        o.url = url;
-        o.ns = BENCH_NS;
-        redkv *s;
-        if (redkv_open(&s, &o) != REDKV_OK)
-            return 1;
+        redkv *s = bench_store(port, 0);
         redkv_pipelined(s, op, 640 + n);
         redkv_close(s);
         return 0;
@@ -178,21 +170,12 @@ void section_pipeline(void)
     long rb_n = g_quick ? 50000 : 200000;
     rounds rr[NPL], rb1[NPL], rb50[NPL];
     int rb_ok = 1;
-    char url[64];
     pair_ctx x;
     memset(&x, 0, sizeof x);
     memset(rr, 0, sizeof rr);
     memset(rb1, 0, sizeof rb1);
     memset(rb50, 0, sizeof rb50);
-    snprintf(url, sizeof url, "redis://127.0.0.1:%d", g_srv.port);
-    redkv_options o;
-    memset(&o, 0, sizeof o);
-    o.url = url;
-    o.ns = BENCH_NS;
-    redkv *s;
-    if (redkv_open(&s, &o) != REDKV_OK)
-        die("redkv_open: %s", redkv_last_error());
-    x.s = s;
+    redkv *s = x.s = bench_store(g_srv.port, 0);
     redkv_pipelined(s, PL_SET, 5000);                   /* connect and warm up */
 #ifdef HAVE_HIREDIS
     struct timeval tv = {5, 0};

@@ -294,3 +294,23 @@ long long rawc_int(rawc *c, const char *const *argv)
     const resp_reply *r = rawc_cmd(c, argv);
     return r && r->type == RESP_INTEGER ? r->integer : -1;
 }
+
+redkv *bench_store_url(const char *url, int pool_size)
+{
+    redkv_options o;
+    memset(&o, 0, sizeof o);
+    o.url = url;
+    o.ns = BENCH_NS;
+    o.pool_size = pool_size;
+    redkv *s;
+    if (redkv_open(&s, &o) != REDKV_OK)
+        die("redkv_open %s: %s", url, redkv_last_error());
+    return s;
+}
+
+redkv *bench_store(int port, int pool_size)
+{
+    char url[64];
+    snprintf(url, sizeof url, "redis://127.0.0.1:%d", port);
+    return bench_store_url(url, pool_size);
+}
