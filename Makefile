@@ -5,7 +5,7 @@ WERROR  ?= -Werror
 CSTD    ?= -std=c99
 PREFIX  ?= /usr/local
 BUILD   ?= build
-VERSION := 0.1.0
+VERSION := $(shell sed -n 's/^#define REDKV_VERSION_\(MAJOR\|MINOR\|PATCH\) \([0-9]*\)/\2/p' include/redkv.h | paste -sd.)
 SONAME  := libredkv.so.0
 
 # Small-target switches (see README, "Embedded"): e.g. make DEFS=-DREDKV_NO_THREADS

@@ -22,6 +22,12 @@ extern "C" {
 #define REDKV_API
 #endif
 
+/* Semantic versioning: a minor release only adds (functions, statuses, option fields at the
+   end of redkv_options); a major one may change what exists. */
+#define REDKV_VERSION_MAJOR 0
+#define REDKV_VERSION_MINOR 2
+#define REDKV_VERSION_PATCH 0
+
 #define REDKV_DEFAULT_URL       "redis://localhost:6379"
 #define REDKV_DEFAULT_NAMESPACE "LITESTAR"
 
@@ -40,7 +46,8 @@ typedef struct redkv redkv;   /* one namespace over a client that its children s
     X(ESERVER,    -6, "server error")                                                      \
     X(EAUTH,      -7, "authentication or database selection refused")                      \
     X(ENOMEM,     -8, "out of memory")                                                     \
-    X(ETOOBIG,    -9, "value too large")
+    X(ETOOBIG,    -9, "value too large")                                                  \
+    X(ETLS,      -10, "TLS handshake or certificate rejected")
 
 enum {
     REDKV_OK         =  0,
@@ -55,6 +62,7 @@ enum {
     REDKV_EAUTH      = -7,  /* AUTH or SELECT refused */
     REDKV_ENOMEM     = -8,
     REDKV_ETOOBIG    = -9,  /* value larger than the caller's buffer or a configured limit */
+    REDKV_ETLS       = -10, /* TLS handshake or certificate rejected */
 };
 
 typedef struct {
@@ -121,6 +129,8 @@ REDKV_API int redkv_ping(redkv *s);
 REDKV_API void redkv_free(void *p);                 /* frees what redkv_get returned */
 REDKV_API const char *redkv_strerror(int status);   /* a short text for a status */
 REDKV_API const char *redkv_last_error(void);       /* the calling thread's last error, in words */
+/* The library's version, "MAJOR.MINOR.PATCH" (of the library linked, not of this header). */
+REDKV_API const char *redkv_version(void);
 
 /* ---- asynchronous use --------------------------------------------------------------- */
 

@@ -1,4 +1,4 @@
-/* error.c - status texts (from the one table in redkv.h) and each thread's last error. */
+/* error.c - each thread's last error, in words (read through redkv_last_error). */
 #include <stdio.h>
 
 #include "net.h"
@@ -24,22 +24,4 @@ int rk_error(int code, const char *fmt, ...)
 
 void rk_error_clear(void) { last_error[0] = 0; }
 
-const char *redkv_last_error(void) { return last_error[0] ? last_error : "no error"; }
-
-const char *redkv_strerror(int status)
-{
-    switch (status) {
-#define STATUS_TEXT(name, value, text) case value: return text;
-        REDKV_STATUS_TABLE(STATUS_TEXT)
-#undef STATUS_TEXT
-    }
-    return "unknown status";
-}
-
-void redkv_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
-                         void (*free_fn)(void *))
-{
-    resp_set_allocator(malloc_fn, realloc_fn, free_fn);
-}
-
-void redkv_free(void *p) { resp_free(p); }
+const char *rk_error_text(void) { return last_error[0] ? last_error : "no error"; }

@@ -24,6 +24,7 @@ int rk_error(int code, const char *fmt, ...)
 #endif
     ;
 void rk_error_clear(void);
+const char *rk_error_text(void);   /* this thread's last message, or "no error" */
 
 /* ---- configuration (url.c) ------------------------------------------------------------ */
 
