@@ -290,6 +290,23 @@ static int resolve(rk_conn *c)
     return REDKV_OK;
 }
 
+/* A new close-on-exec socket numbered above 2: a program that closed its standard output
+   must not have its printf land in the Redis connection as a command. */
+static int open_socket(int family)
+{
+    int fd = socket(family, SOCK_STREAM, 0);
+    if (fd >= 0 && fd <= 2) {
+        int high = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+        int err = errno;
+        close(fd);
+        errno = err;
+        return high;
+    }
+    if (fd >= 0)
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+    return fd;
+}
+
 /* Starts a non-blocking connect to the current address (or the unix socket): 0 done,
    1 in progress, or an error with the message set. */
 static int begin_connect(rk_conn *c)
@@ -312,14 +329,13 @@ static int begin_connect(rk_conn *c)
         salen = c->addr->ai_addrlen;
         family = c->addr->ai_family;
     }
-    int fd = socket(family, SOCK_STREAM, 0);
+    int fd = open_socket(family);
     if (c->retired_fd >= 0) {
         close(c->retired_fd);
         c->retired_fd = -1;
     }
     if (fd < 0)
         return rk_error(REDKV_ECONN, "socket: %s", strerror(errno));
-    fcntl(fd, F_SETFD, FD_CLOEXEC);
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
     if (family != AF_UNIX) {
         int one = 1;
