@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "net.h"
+#include "store.h"
 
 #define CHECK(c) ((c) ? (void)0 : fail(#c, __LINE__))
 
@@ -109,7 +109,7 @@ static void check_round_trip(const rk_config *cfg)
     memset(&o, 0, sizeof o);
     o.url = url;
     rk_config back;
-    int rc = rk_config_init(&back, &o);
+    int rc = rk_config_from_options(&back, &o);
     if (rc == REDKV_ENOMEM) {
         free(url);
         return;
@@ -137,7 +137,7 @@ static int read_url(const char *url, rk_config *cfg, int overrides)
         o.username = "fuzz-user";
         o.password = "fuzz-pass";
     }
-    int rc = rk_config_init(cfg, &o);
+    int rc = rk_config_from_options(cfg, &o);
     CHECK(rc == REDKV_OK || rc == REDKV_ECONFIG || rc == REDKV_ENOMEM);
     if (rc != REDKV_OK) {
         check_cleared(cfg);

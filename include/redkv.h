@@ -90,11 +90,56 @@ typedef struct {
                                  redis+cluster:// says): every call goes to its key's master and
                                  follows MOVED and ASK. Asynchronous use: redkv_fd is one epoll
                                  descriptor for every node (Linux; elsewhere EINVAL). */
+    /* TLS (rediss://, built with TLS=mbedtls or TLS=openssl, or with a transport below).
+       Each non-NULL field overrides the URL's ssl_* parameter; a zeroed struct verifies the
+       server's certificate (against the system's CA bundle) and its name. */
+    const char *tls_ca_file;      /* PEM CA bundle (URL: ssl_ca_certs) */
+    const char *tls_cert_file;    /* PEM client certificate (URL: ssl_certfile) */
+    const char *tls_key_file;     /* PEM key of the client certificate (URL: ssl_keyfile) */
+    const char *tls_server_name;  /* the name sent (SNI) and checked; NULL: the host */
+    bool tls_no_verify;           /* accept any certificate, any name (ssl_cert_reqs=none) */
+    /* A TLS stack of your own (wolfSSL, BearSSL, a secure element): every connection's bytes
+       go through it, rediss:// or not. NULL: the built-in one (rediss://) or none. It must
+       outlive every store of this open. See redkv_transport. */
+    const struct redkv_transport *transport;
 } redkv_options;
+
+/* ---- transports: a TLS stack that redkv does not build in ----------------------------- */
+
+/* What read, write and handshake return besides a byte count. */
+enum { REDKV_IO_WANT_READ = -1, REDKV_IO_WANT_WRITE = -2, REDKV_IO_ERROR = -3 };
+
+/* A session is opened on each socket once it is connected, before any command. The socket
+   is non-blocking during the handshake; a connection of the blocking pool is then made
+   blocking with kernel timeouts (SO_RCVTIMEO, SO_SNDTIMEO), so a read or write that times
+   out must come back as REDKV_IO_WANT_READ / REDKV_IO_WANT_WRITE, never hang. redkv owns the
+   socket: close() ends the session and frees it, and redkv closes the descriptor. */
+typedef struct redkv_transport {
+    void *ctx;                /* yours: handed to open */
+    /* A new session on fd; server_name is the host connected to (or tls_server_name), for
+       SNI and the name check. NULL on failure, with why in err (errlen bytes with NUL). */
+    void *(*open)(void *ctx, int fd, const char *server_name, char *err, size_t errlen);
+    /* One step of the handshake: 0 done; REDKV_IO_WANT_READ or _WRITE: call again when fd is
+       ready for that; REDKV_IO_ERROR: rejected, with why in err (never key material). */
+    int (*handshake)(void *session, char *err, size_t errlen);
+    /* > 0: bytes moved; 0: the peer closed (read only); REDKV_IO_WANT_*: would block;
+       REDKV_IO_ERROR: the session failed. */
+    long (*read)(void *session, void *buf, size_t len);
+    long (*write)(void *session, const void *buf, size_t len);
+    /* Bytes already decrypted and waiting to be read (redkv reads them without waiting for
+       the descriptor). NULL: never any. */
+    size_t (*pending)(void *session);
+    void (*close)(void *session);
+} redkv_transport;
 
 /* Opens a client and a store on it (Litestar's with_client). Does not connect yet: the
    first operation does. opt may be NULL: every default. ECONFIG for a bad URL. */
-REDKV_API int redkv_open(redkv **out, const redkv_options *opt);
+REDKV_API int redkv_open_sized(redkv **out, const redkv_options *opt, size_t opt_size);
+/* The same, for programs built against the first release's redkv_options (fields up to
+   `cluster`); the macro below passes the size of the struct this header declares, so a
+   program keeps working with a newer library: fields past its size read as zero. */
+REDKV_API int (redkv_open)(redkv **out, const redkv_options *opt);
+#define redkv_open(out, opt) redkv_open_sized((out), (opt), sizeof(redkv_options))
 /* A store for the child namespace NS_ns (or ns when s has none) sharing s's client. */
 REDKV_API int redkv_with_namespace(redkv *parent, const char *ns, redkv **out);
 /* Releases s; the shared client is shut down when the last store closes. NULL: no-op. */

@@ -108,7 +108,8 @@ typedef struct resp_parser {
     size_t depth;
     size_t want;              /* bytes needed before the reply can complete, if known */
     struct { size_t node; size_t left; } stack[RESP_HARD_MAX_DEPTH + 1];
-    const char *error;        /* static text of the last protocol error */
+    const char *error;        /* text of the last protocol error (static, or error_text) */
+    char error_text[48];      /* an error that names the byte at fault */
     resp_reply inline_nodes[4];
 } resp_parser;
 

@@ -116,6 +116,11 @@ static int is_handshake(const rk_conn *c, const rk_req *r)
    to re-register, even with epoll. */
 static void drop_socket(rk_conn *c)
 {
+    if (c->session) {
+        c->cfg->tp->close(c->session);
+        c->session = NULL;
+    }
+    c->replies = 0;
     if (c->fd >= 0 && !c->blocking) {
         shutdown(c->fd, SHUT_RDWR);
         if (c->retired_fd >= 0)
@@ -188,6 +193,20 @@ void rk_conn_free(rk_conn *c)
     resp_parser_free(&c->parser);
 }
 
+/* Where the connection goes, for messages: "host:port" or the socket's path. */
+typedef struct peer_text { char s[300]; } peer_text;
+
+static peer_text peer(const rk_conn *c)
+{
+    peer_text t;
+    if (c->cfg->path)
+        snprintf(t.s, sizeof t.s, "%s", c->cfg->path);
+    else
+        snprintf(t.s, sizeof t.s, strchr(c->cfg->host, ':') ? "[%s]:%d" : "%s:%d", c->cfg->host,
+                 c->cfg->port);
+    return t;
+}
+
 /* ---- handshake ------------------------------------------------------------------------- */
 
 static void handshake_done(rk_req *req, int status, const resp_reply *reply)
@@ -247,7 +266,8 @@ static int start_session(rk_conn *c)
     memset(hs.data, 0, hs.len);        /* no copy of the password lingers */
     resp_buf_free(&hs);
 
-    int64_t deadline = rk_deadline(cfg->command_timeout_ms);
+    /* AUTH and SELECT are part of the first command's round trip: its deadline bounds them */
+    int64_t deadline = c->head ? c->head->deadline : rk_deadline(cfg->command_timeout_ms);
     for (int i = n - 1; i >= 0; i--) {
         rk_req *r = &c->hs_req[i];
         memset(r, 0, sizeof *r);
@@ -285,7 +305,7 @@ static int resolve(rk_conn *c)
     snprintf(port, sizeof port, "%d", c->cfg->port);
     int rc = getaddrinfo(c->cfg->host, port, &hints, &list);
     if (rc != 0)
-        return rk_error(REDKV_ECONN, "cannot resolve %s: %s", c->cfg->host, gai_strerror(rc));
+        return rk_error(REDKV_ECONN, "cannot resolve %s: %s", peer(c).s, gai_strerror(rc));
     c->addrs = c->addr = list;
     return REDKV_OK;
 }
@@ -349,17 +369,40 @@ static int begin_connect(rk_conn *c)
     int err = errno;
     close(fd);
     c->fd = -1;
-    return rk_error(REDKV_ECONN, "cannot connect to %s: %s",
-                    c->cfg->path ? c->cfg->path : c->cfg->host, strerror(err));
+    return rk_error(REDKV_ECONN, "cannot connect to %s: %s", peer(c).s, strerror(err));
 }
 
-/* After a connect completes: socket options, then the session. */
-static int connected(rk_conn *c)
+/* Starts the transport's session on the connected socket: OK or ETLS. */
+static int start_secure(rk_conn *c)
 {
-    if (c->addrs) {
-        freeaddrinfo(c->addrs);
-        c->addrs = c->addr = NULL;
+    char err[160] = "";
+    const char *name = c->cfg->tls_sni ? c->cfg->tls_sni : c->cfg->host ? c->cfg->host : "localhost";
+    c->session = c->cfg->tp->open(c->cfg->tp->ctx, c->fd, name, err, sizeof err);
+    if (!c->session)
+        return rk_error(REDKV_ETLS, "TLS with %s: %s", peer(c).s, err[0] ? err : "no session");
+    c->state = RK_SECURING;
+    c->tls_want = REDKV_WRITE;
+    return REDKV_OK;
+}
+
+/* One step of the transport's handshake: 0 done, 1 more to do (c->tls_want), or ETLS. */
+static int secure_step(rk_conn *c)
+{
+    char err[160] = "";
+    int r = c->cfg->tp->handshake(c->session, err, sizeof err);
+    if (r == REDKV_IO_WANT_READ || r == REDKV_IO_WANT_WRITE) {
+        c->tls_want = r == REDKV_IO_WANT_READ ? REDKV_READ : REDKV_WRITE;
+        return 1;
     }
+    if (r != 0)
+        return rk_error(REDKV_ETLS, "TLS handshake with %s failed: %s", peer(c).s,
+                        err[0] ? err : "rejected");
+    return 0;
+}
+
+/* The socket carries commands now: socket options, then AUTH and SELECT. */
+static int open_session(rk_conn *c)
+{
     if (c->blocking) {
         fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
         set_timeout(c->fd, SO_RCVTIMEO, c->cfg->command_timeout_ms);
@@ -367,6 +410,20 @@ static int connected(rk_conn *c)
         c->rcvtimeo_ms = c->cfg->command_timeout_ms;
     }
     return start_session(c);
+}
+
+/* After a connect completes: the transport's handshake first when there is one (1: under
+   way), else straight to the session. */
+static int connected(rk_conn *c)
+{
+    if (c->addrs) {
+        freeaddrinfo(c->addrs);
+        c->addrs = c->addr = NULL;
+    }
+    if (!c->cfg->tp)
+        return open_session(c);
+    int rc = start_secure(c);
+    return rc ? rc : 1;
 }
 
 static int socket_error(int fd)
@@ -390,38 +447,103 @@ static int try_addresses(rk_conn *c)
     return rc;
 }
 
-static int connect_blocking(rk_conn *c)
+/* Waits until fd is ready for events (REDKV_READ / REDKV_WRITE) or deadline: 1 ready,
+   0 timed out. */
+static int wait_ready(int fd, int events, int64_t deadline)
 {
-    int64_t deadline = rk_deadline(c->cfg->connect_timeout_ms);
-    int rc = c->cfg->path ? REDKV_OK : resolve(c);
-    while (rc == REDKV_OK && (rc = try_addresses(c)) == 1) {
-        struct pollfd pfd = {c->fd, POLLOUT, 0};
+    for (;;) {
+        struct pollfd pfd = {fd, (short)((events & REDKV_READ ? POLLIN : 0) |
+                                         (events & REDKV_WRITE ? POLLOUT : 0)), 0};
         int64_t left = deadline - rk_now_ms();
         int ready = left > 0 ? poll(&pfd, 1, (int)left) : 0;
-        if (ready < 0 && errno == EINTR)
-            continue;
-        int err = ready > 0 ? socket_error(c->fd) : 0;
-        if (ready > 0 && err == 0)
-            break;
+        if (ready >= 0 || errno != EINTR)
+            return ready > 0;
+    }
+}
+
+/* TCP: every address in turn until one connects, within deadline. 0 or an error. */
+static int tcp_connect_blocking(rk_conn *c, int64_t deadline)
+{
+    int rc = c->cfg->path ? REDKV_OK : resolve(c);
+    while (rc == REDKV_OK && (rc = try_addresses(c)) == 1) {
+        int ready = wait_ready(c->fd, REDKV_WRITE, deadline);
+        int err = ready ? socket_error(c->fd) : 0;
+        if (ready && err == 0)
+            return 0;
         close(c->fd);
         c->fd = -1;
-        if (ready <= 0) {
-            rc = rk_error(REDKV_ETIMEDOUT, "connect timed out after %d ms",
-                          c->cfg->connect_timeout_ms);
-            break;
-        }
-        rc = rk_error(REDKV_ECONN, "cannot connect: %s", strerror(err));
+        if (!ready)
+            return rk_error(REDKV_ETIMEDOUT, "connect to %s timed out after %d ms",
+                            peer(c).s, c->cfg->connect_timeout_ms);
+        rc = rk_error(REDKV_ECONN, "cannot connect to %s: %s", peer(c).s, strerror(err));
         if (c->cfg->path || !(c->addr = c->addr->ai_next))
             break;
         rc = REDKV_OK;
     }
-    if (rc == 0 || rc == 1)
-        return connected(c);
-    drop_socket(c);
+    return rc;
+}
+
+/* The transport's handshake on a socket still non-blocking, within deadline. */
+static int secure_blocking(rk_conn *c, int64_t deadline)
+{
+    int rc;
+    while ((rc = secure_step(c)) == 1)
+        if (!wait_ready(c->fd, c->tls_want, deadline))
+            return rk_error(REDKV_ETIMEDOUT, "TLS handshake with %s timed out after %d ms",
+                            peer(c).s, c->cfg->connect_timeout_ms);
+    return rc;
+}
+
+/* Connects (and secures) within the connect timeout. The time it took is added to the
+   deadlines of the requests waiting, so that a call ends within connect_timeout_ms +
+   command_timeout_ms and AUTH/SELECT share the first command's deadline. */
+static int connect_blocking(rk_conn *c)
+{
+    int64_t start = rk_now_ms(), deadline = start + c->cfg->connect_timeout_ms;
+    int rc = tcp_connect_blocking(c, deadline);
+    if (rc == 0)
+        rc = connected(c);
+    if (rc == 1)
+        rc = secure_blocking(c, deadline);
+    int64_t spent = rk_now_ms() - start;
+    for (rk_req *r = c->head; r; r = r->next)
+        r->deadline += spent;
+    if (rc == 0 && c->session)
+        rc = open_session(c);
+    if (rc != 0)
+        drop_socket(c);
     return rc;
 }
 
 /* ---- reading and writing ---------------------------------------------------------------- */
+
+/* The transport's write and read, with its answers told as send and recv tell theirs
+   (EAGAIN: would block; EPROTO: the session failed). */
+static ssize_t secure_write(rk_conn *c, const void *p, size_t n)
+{
+    long r = c->cfg->tp->write(c->session, p, n);
+    if (r == REDKV_IO_WANT_READ || r == REDKV_IO_WANT_WRITE)
+        errno = EAGAIN;
+    else if (r <= 0)
+        errno = EPROTO;
+    return r > 0 ? (ssize_t)r : -1;
+}
+
+static ssize_t secure_read(rk_conn *c, void *p, size_t n)
+{
+    long r = c->cfg->tp->read(c->session, p, n);
+    if (r == REDKV_IO_WANT_READ || r == REDKV_IO_WANT_WRITE)
+        errno = EAGAIN;
+    else if (r < 0)
+        errno = EPROTO;
+    return r >= 0 ? (ssize_t)r : -1;
+}
+
+/* Bytes the transport has decrypted already: readable without waiting for the socket. */
+static size_t secure_pending(const rk_conn *c)
+{
+    return c->session && c->cfg->tp->pending ? c->cfg->tp->pending(c->session) : 0;
+}
 
 /* Writes what may be written now. 0 (all, or the socket is full), or an error. */
 static int conn_write(rk_conn *c)
@@ -442,7 +564,8 @@ static int conn_write(rk_conn *c)
                 shortened = 1;
             }
         }
-        ssize_t n = send(c->fd, c->out.data + c->out_pos, limit - c->out_pos, MSG_NOSIGNAL);
+        ssize_t n = c->session ? secure_write(c, c->out.data + c->out_pos, limit - c->out_pos)
+                               : send(c->fd, c->out.data + c->out_pos, limit - c->out_pos, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -450,7 +573,8 @@ static int conn_write(rk_conn *c)
             break;
         }
         if (n < 0) {
-            rc = rk_error(REDKV_ECONN, "connection lost while writing: %s", strerror(errno));
+            rc = rk_error(REDKV_ECONN, "connection to %s lost while writing: %s", peer(c).s,
+                          strerror(errno));
             break;
         }
         c->out_pos += (size_t)n;
@@ -505,17 +629,23 @@ static int conn_read(rk_conn *c)
     int rc = make_room(c);
     if (rc)
         return rc;
-    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
-    c->read_filled = n > 0 && (size_t)n == c->in_cap - c->in_len;
+    size_t room = c->in_cap - c->in_len;
+    ssize_t n = c->session ? secure_read(c, c->in + c->in_len, room)
+                           : recv(c->fd, c->in + c->in_len, room, 0);
+    c->read_filled = n > 0 && ((size_t)n == room || secure_pending(c) > 0);
     if (n > 0) {
         c->in_len += (size_t)n;
         return n > 0x7fffffff ? 0x7fffffff : (int)n;
     }
+    if (n == 0 && !c->replies && !c->cfg->tp)
+        return rk_error(REDKV_ECONN, "%s closed the connection before any reply (is this a TLS "
+                        "port? then use rediss://)", peer(c).s);
     if (n == 0)
-        return rk_error(REDKV_ECONN, "the server closed the connection");
+        return rk_error(REDKV_ECONN, "%s closed the connection", peer(c).s);
     if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
         return 0;
-    return rk_error(REDKV_ECONN, "connection lost while reading: %s", strerror(errno));
+    return rk_error(REDKV_ECONN, "connection to %s lost while reading: %s", peer(c).s,
+                    strerror(errno));
 }
 
 /* Hands every complete reply to its request. 0, or the error the connection failed with. */
@@ -529,15 +659,16 @@ static int conn_dispatch(rk_conn *c)
         if (used == RESP_ENOMEM)
             return rk_conn_fail(c, rk_error(REDKV_ENOMEM, "out of memory for a reply"));
         if (used < 0)
-            return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error: %s",
+            return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error from %s: %s", peer(c).s,
                                             resp_parser_error(&c->parser)));
         rk_req *req = c->head;
         if (!req || req == c->unsent)
-            return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error: a reply nobody asked for"));
+            return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error from %s: a reply nobody asked for", peer(c).s));
         c->head = req->next;
         if (!c->head)
             c->tail = NULL;
         c->in_pos += (size_t)used;
+        c->replies++;
         complete(req, REDKV_OK, reply);
         if (c->hs_status)
             return rk_conn_fail_all(c, c->hs_status);
@@ -598,13 +729,11 @@ int rk_conn_start(rk_conn *c)
     int rc = c->cfg->path ? REDKV_OK : resolve(c);
     if (rc == REDKV_OK)
         rc = try_addresses(c);
-    if (rc == 0)
-        rc = connected(c);
-    else if (rc == 1) {
+    c->connect_deadline = rk_deadline(c->cfg->connect_timeout_ms);   /* TLS handshake too */
+    if (rc == 1)
         c->state = RK_CONNECTING;
-        c->connect_deadline = rk_deadline(c->cfg->connect_timeout_ms);
-        rc = 0;
-    }
+    else if (rc == 0)
+        rc = connected(c);
     if (rc < 0) {
         drop_socket(c);
         c->pending_error = rc;         /* delivered by the next process, never re-entrantly */
@@ -625,7 +754,7 @@ static int finish_connect(rk_conn *c)
     int err = socket_error(c->fd);
     if (err == 0)
         return connected_or_fail(c);
-    rk_error(REDKV_ECONN, "cannot connect: %s", strerror(err));
+    rk_error(REDKV_ECONN, "cannot connect to %s: %s", peer(c).s, strerror(err));
     close(c->fd);
     c->fd = -1;
     if (!c->cfg->path && c->addr && (c->addr = c->addr->ai_next)) {
@@ -644,8 +773,11 @@ static int expire(rk_conn *c)
 {
     int64_t now = rk_now_ms();
     if (c->state == RK_CONNECTING && now >= c->connect_deadline)
-        return rk_conn_fail_all(c, rk_error(REDKV_ETIMEDOUT, "connect timed out after %d ms",
-                                            c->cfg->connect_timeout_ms));
+        return rk_conn_fail_all(c, rk_error(REDKV_ETIMEDOUT, "connect to %s timed out after %d ms",
+                                            peer(c).s, c->cfg->connect_timeout_ms));
+    if (c->state == RK_SECURING && now >= c->connect_deadline)
+        return rk_conn_fail_all(c, rk_error(REDKV_ETIMEDOUT, "TLS handshake with %s timed out "
+                                            "after %d ms", peer(c).s, c->cfg->connect_timeout_ms));
     if (!c->head || c->head->deadline > now)
         return 0;
     rk_error(REDKV_ETIMEDOUT, "no reply within %d ms", c->cfg->command_timeout_ms);
@@ -677,9 +809,15 @@ static int process_io(rk_conn *c, int events)
             return rc;
         events |= REDKV_WRITE;
     }
+    if (c->state == RK_SECURING) {
+        if ((rc = secure_step(c)) == 0 && (rc = open_session(c)) == 0)
+            events |= REDKV_WRITE;
+        else
+            return rc < 0 ? rk_conn_fail_all(c, rc) : 0;
+    }
     if (c->fd >= 0 && (events & REDKV_WRITE) && (rc = conn_write(c)) < 0)
         return rk_conn_fail(c, rc);
-    while (c->fd >= 0 && (events & REDKV_READ)) {
+    while (c->fd >= 0 && ((events & REDKV_READ) || secure_pending(c))) {
         int n = conn_read(c);
         if (n < 0)
             return rk_conn_fail(c, n);
@@ -722,17 +860,20 @@ int rk_conn_events(const rk_conn *c)
         return 0;
     if (c->state == RK_CONNECTING)
         return REDKV_WRITE;
+    if (c->state == RK_SECURING)
+        return c->tls_want;
     return REDKV_READ | (has_output(c) ? REDKV_WRITE : 0);
 }
 
 int rk_conn_timeout_ms(const rk_conn *c)
 {
-    if (c->pending_error)
-        return 0;
+    if (c->pending_error || secure_pending(c))
+        return 0;                      /* decrypted bytes wait: no need to wait for the fd */
     int64_t at = -1;
     if (c->head)
         at = c->head->deadline;
-    if (c->state == RK_CONNECTING && (at < 0 || c->connect_deadline < at))
+    if ((c->state == RK_CONNECTING || c->state == RK_SECURING) &&
+        (at < 0 || c->connect_deadline < at))
         at = c->connect_deadline;
     if (at < 0)
         return -1;

@@ -28,6 +28,21 @@ const char *rk_error_text(void);   /* this thread's last message, or "no error" 
 
 /* ---- configuration (url.c) ------------------------------------------------------------ */
 
+/* What the caller's options say of the connection; every field zero/NULL: from the URL. */
+typedef struct rk_settings {
+    const char *url;          /* NULL: redis://localhost:6379 */
+    int db, port;             /* > 0: overrides */
+    const char *username, *password;
+    int connect_timeout_ms, command_timeout_ms, pool_size;   /* > 0: overrides; < 0: EINVAL */
+    size_t max_value_len;
+    int cluster;
+    const char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name;
+    int tls_no_verify;
+    const redkv_transport *transport;
+} rk_settings;
+
+enum rk_verify { RK_VERIFY_REQUIRED, RK_VERIFY_OPTIONAL, RK_VERIFY_NONE };
+
 typedef struct rk_config {
     char *host;               /* TCP host name or address; NULL for a unix socket */
     char *path;               /* unix socket path; NULL for TCP */
@@ -36,15 +51,25 @@ typedef struct rk_config {
     char *user, *pass;        /* NULL: none */
     int connect_timeout_ms, command_timeout_ms, pool_size;
     resp_limits limits;
-    /* Redis Cluster (redis+cluster://, or opt->cluster): host and port are the first seed. */
+    /* Redis Cluster (redis+cluster://, or cluster set): host and port are the first seed. */
     int cluster;
     int nseeds;
     struct rk_seed { char *host; int port; } *seeds;
+    /* TLS: rediss:// (or a transport given); the files and names are the URL's, overridden */
+    int tls;
+    char *tls_ca, *tls_cert, *tls_key, *tls_sni;
+    enum rk_verify tls_verify;
+    int tls_check_hostname;
+    /* The transport every connection goes through: the caller's, the built-in TLS one, or
+       NULL for plain sockets. Owned by the root config (tls_owned); node copies share it. */
+    const redkv_transport *tp;
+    redkv_transport tls_tp;
+    int tls_owned;
 } rk_config;
 
-/* Reads url (NULL: the default) and applies the overrides of opt (may be NULL).
-   0, or ECONFIG / ENOMEM with the message set (never naming the password). */
-int rk_config_init(rk_config *cfg, const redkv_options *opt);
+/* Reads the URL (NULL: the default) and applies the settings' overrides (set may be NULL).
+   0, or ECONFIG / ENOMEM / ETLS with the message set (never naming the password). */
+int rk_config_init(rk_config *cfg, const rk_settings *set);
 void rk_config_free(rk_config *cfg);
 /* A NUL-terminated copy of s[0..n), from the allocator hook; NULL when memory ran out. */
 char *rk_strndup(const char *s, size_t n);
@@ -66,7 +91,8 @@ struct rk_req {
     int completed;            /* set just before done runs */
 };
 
-enum rk_state { RK_CLOSED, RK_CONNECTING, RK_HANDSHAKE, RK_READY };
+/* CONNECTING: TCP; SECURING: the transport's handshake (TLS); HANDSHAKE: AUTH, SELECT. */
+enum rk_state { RK_CLOSED, RK_CONNECTING, RK_SECURING, RK_HANDSHAKE, RK_READY };
 
 typedef struct rk_conn {
     const rk_config *cfg;
@@ -77,6 +103,9 @@ typedef struct rk_conn {
     int64_t connect_deadline;
     struct addrinfo *addrs, *addr;   /* async connect: the list and the one being tried */
     int pending_error;        /* async: a connect that failed at once, delivered on process */
+    void *session;            /* the transport's (cfg->tp), or NULL on a plain socket */
+    int tls_want;             /* SECURING: REDKV_READ or REDKV_WRITE, what the handshake awaits */
+    unsigned long replies;    /* replies read on this socket (none: maybe not Redis at all) */
 
     resp_buf out;             /* commands not yet fully written start at out_pos */
     size_t out_pos;

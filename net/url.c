@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "net.h"
+#include "tls.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
 #define DEFAULT_POOL_SIZE  4
@@ -74,17 +75,99 @@ static int parse_userinfo(rk_config *cfg, const char *s, size_t n)
     return REDKV_OK;
 }
 
+/* Seconds, possibly fractional ("1.5"), as milliseconds (at least 1); -1 when unreadable. */
+static long parse_seconds(const char *s, size_t n)
+{
+    const char *dot = memchr(s, '.', n);
+    size_t ilen = dot ? (size_t)(dot - s) : n;
+    long whole = ilen ? parse_number(s, ilen, 2000000) : 0, ms = 0, scale = 100;
+    if (whole < 0 || (dot && ilen == 0 && n == 1))
+        return -1;
+    for (size_t i = ilen + 1; dot && i < n; i++, scale /= 10) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        ms += (s[i] - '0') * scale;
+    }
+    ms += whole * 1000;
+    return ms > 0 ? ms : -1;
+}
+
+/* redis-py's reading of a boolean parameter; -1 when it is none of these. */
+static int parse_bool(const char *s, size_t n)
+{
+    static const char *const yes[] = {"1", "true", "True", "TRUE", "yes", "y", "Y"};
+    static const char *const no[] = {"0", "false", "False", "FALSE", "no", "n", "N", "F", "f"};
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++)
+        if (strlen(yes[i]) == n && memcmp(yes[i], s, n) == 0)
+            return 1;
+    for (size_t i = 0; i < sizeof no / sizeof *no; i++)
+        if (strlen(no[i]) == n && memcmp(no[i], s, n) == 0)
+            return 0;
+    return -1;
+}
+
+static int is_param(const char *q, size_t klen, const char *name)
+{
+    return strlen(name) == klen && memcmp(q, name, klen) == 0;
+}
+
+/* One name=value of the query; the names are redis-py's. */
+static int parse_param(rk_config *cfg, const char *q, size_t klen, const char *v, size_t vlen)
+{
+    long num;
+    int flag;
+    char **file = is_param(q, klen, "ssl_ca_certs") ? &cfg->tls_ca
+                : is_param(q, klen, "ssl_certfile") ? &cfg->tls_cert
+                : is_param(q, klen, "ssl_keyfile") ? &cfg->tls_key : NULL;
+    if (file) {
+        resp_free(*file);
+        return (*file = dup_decoded(v, vlen)) ? REDKV_OK : REDKV_ENOMEM;
+    }
+    if (is_param(q, klen, "db")) {
+        if ((num = parse_number(v, vlen, 0x7fffffff)) < 0)
+            return rk_error(REDKV_ECONFIG, "bad URL: db must be a non-negative number");
+        cfg->db = (int)num;
+    } else if (is_param(q, klen, "socket_timeout") || is_param(q, klen, "socket_connect_timeout")) {
+        if ((num = parse_seconds(v, vlen)) < 0)
+            return rk_error(REDKV_ECONFIG, "bad URL: %.*s must be a number of seconds",
+                            (int)klen, q);
+        *(klen == 14 ? &cfg->command_timeout_ms : &cfg->connect_timeout_ms) = (int)num;
+    } else if (is_param(q, klen, "max_connections")) {
+        if ((num = parse_number(v, vlen, 65536)) <= 0)
+            return rk_error(REDKV_ECONFIG, "bad URL: max_connections must be a positive number");
+        cfg->pool_size = (int)num;
+    } else if (is_param(q, klen, "ssl_cert_reqs")) {
+        if (is_param(v, vlen, "required") || is_param(v, vlen, "CERT_REQUIRED"))
+            cfg->tls_verify = RK_VERIFY_REQUIRED;
+        else if (is_param(v, vlen, "optional") || is_param(v, vlen, "CERT_OPTIONAL"))
+            cfg->tls_verify = RK_VERIFY_OPTIONAL;
+        else if (is_param(v, vlen, "none") || is_param(v, vlen, "CERT_NONE"))
+            cfg->tls_verify = RK_VERIFY_NONE;
+        else
+            return rk_error(REDKV_ECONFIG, "bad URL: ssl_cert_reqs is required, optional or none");
+    } else if (is_param(q, klen, "ssl_check_hostname")) {
+        if ((flag = parse_bool(v, vlen)) < 0)
+            return rk_error(REDKV_ECONFIG, "bad URL: ssl_check_hostname is true or false");
+        cfg->tls_check_hostname = flag;
+    } else {
+        return rk_error(REDKV_ECONFIG, "bad URL: unknown query parameter \"%.*s\"",
+                        (int)(klen > 40 ? 40 : klen), q);
+    }
+    return REDKV_OK;
+}
+
 static int parse_query(rk_config *cfg, const char *q, size_t n)
 {
     while (n) {
         const char *amp = memchr(q, '&', n);
         size_t len = amp ? (size_t)(amp - q) : n;
-        if (len < 3 || memcmp(q, "db=", 3) != 0)
-            return rk_error(REDKV_ECONFIG, "bad URL: the only query parameter is db=N");
-        long db = parse_number(q + 3, len - 3, 0x7fffffff);
-        if (db < 0)
-            return rk_error(REDKV_ECONFIG, "bad URL: db must be a non-negative number");
-        cfg->db = (int)db;
+        const char *eq = memchr(q, '=', len);
+        if (!eq)
+            return rk_error(REDKV_ECONFIG, "bad URL: a query parameter without a value");
+        size_t klen = (size_t)(eq - q);
+        int rc = parse_param(cfg, q, klen, eq + 1, len - klen - 1);
+        if (rc)
+            return rc;
         q += len + (amp != NULL);
         n -= len + (amp != NULL);
     }
@@ -180,12 +263,13 @@ static int parse_url(rk_config *cfg, const char *url)
         return rk_error(REDKV_ECONFIG, "bad URL: expected redis://host[:port][/db] or unix:///path");
     size_t scheme_len = (size_t)(sep - url);
     int is_unix = scheme_len == 4 && memcmp(url, "unix", 4) == 0;
-    cfg->cluster = scheme_len == 13 && memcmp(url, "redis+cluster", 13) == 0;
-    if (scheme_len == 6 && memcmp(url, "rediss", 6) == 0)
-        return rk_error(REDKV_ECONFIG, "rediss:// needs TLS, which redkv does not build in");
-    if (!is_unix && !cfg->cluster && !(scheme_len == 5 && memcmp(url, "redis", 5) == 0))
-        return rk_error(REDKV_ECONFIG, "bad URL: the scheme must be redis://, unix:// or "
-                        "redis+cluster://");
+    cfg->tls = (scheme_len == 6 && memcmp(url, "rediss", 6) == 0) ||
+               (scheme_len == 14 && memcmp(url, "rediss+cluster", 14) == 0);
+    cfg->cluster = (scheme_len == 13 && memcmp(url, "redis+cluster", 13) == 0) ||
+                   (scheme_len == 14 && memcmp(url, "rediss+cluster", 14) == 0);
+    if (!is_unix && !cfg->cluster && !cfg->tls && !(scheme_len == 5 && memcmp(url, "redis", 5) == 0))
+        return rk_error(REDKV_ECONFIG, "bad URL: the scheme must be redis://, rediss://, unix:// "
+                        "or redis+cluster://");
 
     const char *rest = sep + 3, *end = rest + strlen(rest);
     const char *query = memchr(rest, '?', (size_t)(end - rest));
@@ -229,34 +313,68 @@ static int replace(char **field, const char *value)
     return value && !*field ? REDKV_ENOMEM : REDKV_OK;
 }
 
-static int apply_options(rk_config *cfg, const redkv_options *opt)
+static int apply_tls(rk_config *cfg, const rk_settings *set)
 {
-    if (opt->port > 65535)
+    struct { char **field; const char *value; } files[] = {
+        {&cfg->tls_ca, set->tls_ca_file}, {&cfg->tls_cert, set->tls_cert_file},
+        {&cfg->tls_key, set->tls_key_file}, {&cfg->tls_sni, set->tls_server_name}};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++)
+        if (files[i].value && replace(files[i].field, files[i].value))
+            return REDKV_ENOMEM;
+    if (set->tls_no_verify) {
+        cfg->tls_verify = RK_VERIFY_NONE;
+        cfg->tls_check_hostname = 0;
+    }
+    if (set->transport)
+        cfg->tls = 1;
+    return REDKV_OK;
+}
+
+static int apply_settings(rk_config *cfg, const rk_settings *set)
+{
+    if (set->port > 65535)
         return rk_error(REDKV_ECONFIG, "port must be from 1 to 65535");
-    if (opt->port > 0)
-        cfg->port = opt->port;
-    if (opt->db > 0)
-        cfg->db = opt->db;
-    if (opt->username && replace(&cfg->user, opt->username))
+    if (set->port > 0)
+        cfg->port = set->port;
+    if (set->db > 0)
+        cfg->db = set->db;
+    if (set->username && replace(&cfg->user, set->username))
         return REDKV_ENOMEM;
-    if (opt->password && replace(&cfg->pass, opt->password))
+    if (set->password && replace(&cfg->pass, set->password))
         return REDKV_ENOMEM;
-    if (opt->connect_timeout_ms < 0 || opt->command_timeout_ms < 0 || opt->pool_size < 0)
+    if (set->connect_timeout_ms < 0 || set->command_timeout_ms < 0 || set->pool_size < 0)
         return rk_error(REDKV_EINVAL, "timeouts and pool_size must not be negative");
-    if (opt->connect_timeout_ms)
-        cfg->connect_timeout_ms = opt->connect_timeout_ms;
-    if (opt->command_timeout_ms)
-        cfg->command_timeout_ms = opt->command_timeout_ms;
-    if (opt->pool_size)
-        cfg->pool_size = opt->pool_size;
-    if (opt->max_value_len)
-        cfg->limits.max_bulk = opt->max_value_len;
-    if (opt->cluster && !cfg->cluster) {
+    if (set->connect_timeout_ms)
+        cfg->connect_timeout_ms = set->connect_timeout_ms;
+    if (set->command_timeout_ms)
+        cfg->command_timeout_ms = set->command_timeout_ms;
+    if (set->pool_size)
+        cfg->pool_size = set->pool_size;
+    if (set->max_value_len)
+        cfg->limits.max_bulk = set->max_value_len;
+    if (set->cluster && !cfg->cluster) {
         if (cfg->path)
             return rk_error(REDKV_ECONFIG, "a cluster is reached over TCP, not a unix socket");
         cfg->cluster = 1;
     }
-    return REDKV_OK;
+    return apply_tls(cfg, set);
+}
+
+/* The transport: the caller's, else the built-in TLS for rediss://, else none (plain). */
+static int choose_transport(rk_config *cfg, const rk_settings *set)
+{
+    if (set && set->transport) {
+        cfg->tp = set->transport;
+        return REDKV_OK;
+    }
+    if (!cfg->tls)
+        return REDKV_OK;
+    int rc = rk_tls_create(cfg, &cfg->tls_tp);
+    if (rc == REDKV_OK) {
+        cfg->tp = &cfg->tls_tp;
+        cfg->tls_owned = 1;
+    }
+    return rc;
 }
 
 /* A cluster has database 0 only; its seeds take the port override like the host does. */
@@ -282,7 +400,7 @@ static int finish_cluster(rk_config *cfg)
 #endif
 }
 
-int rk_config_init(rk_config *cfg, const redkv_options *opt)
+int rk_config_init(rk_config *cfg, const rk_settings *set)
 {
     memset(cfg, 0, sizeof *cfg);
     cfg->port = 6379;
@@ -290,11 +408,14 @@ int rk_config_init(rk_config *cfg, const redkv_options *opt)
     cfg->command_timeout_ms = DEFAULT_TIMEOUT_MS;
     cfg->pool_size = DEFAULT_POOL_SIZE;
     cfg->limits.max_bulk = RESP_DEFAULT_MAX_BULK;
-    int rc = parse_url(cfg, opt && opt->url ? opt->url : REDKV_DEFAULT_URL);
-    if (rc == REDKV_OK && opt)
-        rc = apply_options(cfg, opt);
+    cfg->tls_check_hostname = 1;
+    int rc = parse_url(cfg, set && set->url ? set->url : REDKV_DEFAULT_URL);
+    if (rc == REDKV_OK && set)
+        rc = apply_settings(cfg, set);
     if (rc == REDKV_OK && cfg->cluster)
         rc = finish_cluster(cfg);
+    if (rc == REDKV_OK)
+        rc = choose_transport(cfg, set);
     if (rc == REDKV_ENOMEM)
         rk_error(rc, "out of memory");
     if (rc != REDKV_OK)
@@ -313,5 +434,11 @@ void rk_config_free(rk_config *cfg)
     for (int i = 0; i < cfg->nseeds; i++)
         resp_free(cfg->seeds[i].host);
     resp_free(cfg->seeds);
+    resp_free(cfg->tls_ca);
+    resp_free(cfg->tls_cert);
+    resp_free(cfg->tls_key);
+    resp_free(cfg->tls_sni);
+    if (cfg->tls_owned)
+        rk_tls_destroy(&cfg->tls_tp);
     memset(cfg, 0, sizeof *cfg);
 }

@@ -152,13 +152,30 @@ static int complete_element(resp_parser *p)
     return 1;
 }
 
+static long long fail_type(resp_parser *p, unsigned char byte)
+{
+    static const char hex[] = "0123456789abcdef";
+    char *t = p->error_text;
+    memcpy(t, "unknown reply type byte 0x", 26);
+    t[26] = hex[byte >> 4];
+    t[27] = hex[byte & 15];
+    t[28] = 0;
+    if (byte >= 0x20 && byte < 0x7f) {
+        memcpy(t + 28, " ('", 3);
+        t[31] = (char)byte;
+        memcpy(t + 32, "')", 3);
+    }
+    fail(p, t);
+    return RESP_EPROTO;
+}
+
 /* Parses one element at p->pos: 1 with a node added, 0 partial, < 0 error. */
 static long long parse_element(resp_parser *p, const char *buf, size_t len)
 {
     size_t eol;
     char t = buf[p->pos];
     if (t != ':' && t != '$' && t != '*' && t != '+' && t != '-')   /* fail at once */
-        return fail(p, "unknown reply type byte");
+        return fail_type(p, (unsigned char)t);
     int found = find_line(p, buf, len, &eol);
     if (found <= 0)
         return found < 0 ? RESP_EPROTO : 0;
@@ -169,7 +186,7 @@ static long long parse_element(resp_parser *p, const char *buf, size_t len)
 
     if (type != '+' && type != '-' && parse_ll(body, body_len, &n))
         return type == ':' || type == '$' || type == '*' ? fail(p, "bad number in reply")
-                                                         : fail(p, "unknown reply type byte");
+                                                         : fail_type(p, (unsigned char)type);
     if (type == '$' && n >= 0) {
         if ((unsigned long long)n > p->lim.max_bulk)
             return fail(p, "bulk string longer than the limit");
@@ -212,7 +229,7 @@ static long long parse_element(resp_parser *p, const char *buf, size_t len)
         break;
     default:
         p->nnodes--;
-        return fail(p, "unknown reply type byte");
+        return fail_type(p, (unsigned char)type);
     }
     p->pos = next;
     p->want = 0;

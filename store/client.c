@@ -1,5 +1,6 @@
 /* client.c - opening and closing: the client shared by a store and its children, and the
  * reference counts that decide when each goes away. */
+#include <stddef.h>
 #include <string.h>
 
 #include "store.h"
@@ -103,7 +104,53 @@ static int check_options(const redkv_options *opt)
     return REDKV_OK;
 }
 
-int redkv_open(redkv **out, const redkv_options *opt)
+int rk_config_from_options(rk_config *cfg, const redkv_options *opt)
+{
+    rk_settings set;
+    memset(&set, 0, sizeof set);
+    if (opt) {
+        set.url = opt->url;
+        set.db = opt->db;
+        set.port = opt->port;
+        set.username = opt->username;
+        set.password = opt->password;
+        set.connect_timeout_ms = opt->connect_timeout_ms;
+        set.command_timeout_ms = opt->command_timeout_ms;
+        set.pool_size = opt->pool_size;
+        set.max_value_len = opt->max_value_len;
+        set.cluster = opt->cluster;
+        set.tls_ca_file = opt->tls_ca_file;
+        set.tls_cert_file = opt->tls_cert_file;
+        set.tls_key_file = opt->tls_key_file;
+        set.tls_server_name = opt->tls_server_name;
+        set.tls_no_verify = opt->tls_no_verify;
+        set.transport = opt->transport;
+    }
+    return rk_config_init(cfg, &set);
+}
+
+/* The first release's redkv_options ended with `cluster`. */
+#define FIRST_OPTIONS_SIZE (offsetof(redkv_options, cluster) + sizeof(bool))
+
+int (redkv_open)(redkv **out, const redkv_options *opt)
+{
+    return redkv_open_sized(out, opt, FIRST_OPTIONS_SIZE);
+}
+
+static int open_client(redkv **out, const redkv_options *opt);
+
+/* Fields past the caller's struct (an older header) read as zero. */
+int redkv_open_sized(redkv **out, const redkv_options *opt, size_t opt_size)
+{
+    redkv_options full;
+    if (!opt)
+        return open_client(out, NULL);
+    memset(&full, 0, sizeof full);
+    memcpy(&full, opt, opt_size < sizeof full ? opt_size : sizeof full);
+    return open_client(out, &full);
+}
+
+static int open_client(redkv **out, const redkv_options *opt)
 {
     if (!out)
         return rk_error(REDKV_EINVAL, "out is NULL");
@@ -115,7 +162,7 @@ int redkv_open(redkv **out, const redkv_options *opt)
     if (!cl)
         return rk_error(REDKV_ENOMEM, "out of memory");
     memset(cl, 0, sizeof *cl);
-    if ((rc = rk_config_init(&cl->cfg, opt)) != REDKV_OK) {
+    if ((rc = rk_config_from_options(&cl->cfg, opt)) != REDKV_OK) {
         resp_free(cl);
         return rc;
     }

@@ -74,6 +74,8 @@ void rk_interpret(enum rk_kind kind, int status, const resp_reply *reply, rk_res
 int rk_redirect(const resp_reply *reply, const char **addr, size_t *len);
 
 /* client.c */
+/* The net configuration that opt (may be NULL) describes: rk_config_init's statuses. */
+int rk_config_from_options(rk_config *cfg, const redkv_options *opt);
 void rk_store_release(redkv *s);    /* drops one reference; frees s at zero */
 int rk_ref_add(int *count, int delta);  /* atomically; returns the new value */
 /* Ends a redkv_process pass; 1 when the client was shut down meanwhile (cl is gone). */

@@ -43,7 +43,7 @@ Test(cluster_unit, cluster_urls)
     rk_config cfg;
     redkv_options o = {0};
     o.url = "redis+cluster://u:p%40ss@10.0.0.1:7000,[::1]:7001,node3";
-    cr_assert_eq(rk_config_init(&cfg, &o), REDKV_OK);
+    cr_assert_eq(rk_config_from_options(&cfg, &o), REDKV_OK);
     cr_assert(cfg.cluster);
     cr_assert_eq(cfg.nseeds, 3);
     cr_assert_str_eq(cfg.seeds[0].host, "10.0.0.1");
@@ -60,7 +60,7 @@ Test(cluster_unit, cluster_urls)
     /* the option says the same of a redis:// URL */
     o.url = "redis://127.0.0.1:7005";
     o.cluster = true;
-    cr_assert_eq(rk_config_init(&cfg, &o), REDKV_OK);
+    cr_assert_eq(rk_config_from_options(&cfg, &o), REDKV_OK);
     cr_assert(cfg.cluster);
     cr_assert_eq(cfg.nseeds, 1);
     cr_assert_eq(cfg.seeds[0].port, 7005);
@@ -71,18 +71,18 @@ Test(cluster_unit, cluster_urls)
     o.cluster = false;
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         o.url = bad[i];
-        cr_assert_eq(rk_config_init(&cfg, &o), REDKV_ECONFIG, "%s", bad[i]);
+        cr_assert_eq(rk_config_from_options(&cfg, &o), REDKV_ECONFIG, "%s", bad[i]);
     }
     o.url = "unix:///tmp/x.sock";
     o.cluster = true;
-    cr_assert_eq(rk_config_init(&cfg, &o), REDKV_ECONFIG);
+    cr_assert_eq(rk_config_from_options(&cfg, &o), REDKV_ECONFIG);
     o.url = "redis://h:1";
     o.db = 2;
-    cr_assert_eq(rk_config_init(&cfg, &o), REDKV_ECONFIG);
+    cr_assert_eq(rk_config_from_options(&cfg, &o), REDKV_ECONFIG);
     /* a plain redis:// URL is no cluster */
     o.db = 0;
     o.cluster = false;
-    cr_assert_eq(rk_config_init(&cfg, &o), REDKV_OK);
+    cr_assert_eq(rk_config_from_options(&cfg, &o), REDKV_OK);
     cr_assert(!cfg.cluster);
     cr_assert_eq(cfg.nseeds, 0);
     rk_config_free(&cfg);
