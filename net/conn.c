@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "net.h"
+#include "conn.h"
 
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
@@ -71,6 +71,68 @@ void rk_conn_push(rk_conn *c, rk_req *req)
     }
 }
 
+int rk_conn_queue(rk_conn *c, rk_req *req, rk_encode_fn *encode, const void *arg,
+                  int64_t deadline)
+{
+    size_t start = c->out.len;
+    if (encode(&c->out, arg)) {
+        c->out.len = start;            /* nothing half-written is ever sent */
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    }
+    req->len = c->out.len - start;
+    req->deadline = deadline ? deadline : rk_deadline(c->cfg->command_timeout_ms);
+    rk_conn_push(c, req);
+    return REDKV_OK;
+}
+
+int rk_conn_queue_bytes(rk_conn *c, rk_req *req, const char *cmd, size_t len)
+{
+    if (resp_buf_reserve(&c->out, len))
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    memcpy(c->out.data + c->out.len, cmd, len);
+    c->out.len += len;
+    req->len = len;
+    rk_conn_push(c, req);
+    return REDKV_OK;
+}
+
+int rk_conn_reserve(rk_conn *c, size_t n)
+{
+    return resp_buf_reserve(&c->out, n) ? rk_error(REDKV_ENOMEM, "out of memory") : REDKV_OK;
+}
+
+int rk_conn_idle(const rk_conn *c) { return !c->head && !c->pending_error; }
+int rk_conn_is_open(const rk_conn *c) { return c->fd >= 0; }
+int rk_conn_fd(const rk_conn *c) { return c->fd; }
+
+void rk_conn_counts(const rk_conn *c, unsigned long *replies, unsigned long *lost)
+{
+    *replies = c->replies_ever;
+    *lost = c->losses;
+}
+
+static void set_timeout(int fd, int opt, int ms);
+
+void rk_conn_set_blocking(rk_conn *c, int blocking)
+{
+    if (c->blocking == blocking)
+        return;
+    c->blocking = blocking;
+    if (c->retired_fd >= 0) {
+        close(c->retired_fd);
+        c->retired_fd = -1;
+    }
+    if (c->fd < 0 || c->state == RK_CONNECTING || c->state == RK_SECURING)
+        return;
+    int flags = fcntl(c->fd, F_GETFL);
+    fcntl(c->fd, F_SETFL, blocking ? flags & ~O_NONBLOCK : flags | O_NONBLOCK);
+    if (blocking) {
+        set_timeout(c->fd, SO_RCVTIMEO, c->cfg->command_timeout_ms);
+        set_timeout(c->fd, SO_SNDTIMEO, c->cfg->command_timeout_ms);
+        c->rcvtimeo_ms = c->cfg->command_timeout_ms;
+    }
+}
+
 static void complete(rk_req *r, int status, const resp_reply *reply)
 {
     r->status = status;
@@ -107,7 +169,7 @@ static void note_sent(rk_conn *c, size_t n)
 
 static int is_handshake(const rk_conn *c, const rk_req *r)
 {
-    return r == &c->hs_req[0] || r == &c->hs_req[1];
+    return r >= &c->hs_req[0] && r < &c->hs_req[RK_MAX_HANDSHAKE];
 }
 
 /* Closes the socket and forgets the bytes of a reply in progress. The descriptor of an
@@ -152,6 +214,7 @@ static void compact_out(rk_conn *c)
 
 int rk_conn_fail(rk_conn *c, int status)
 {
+    c->losses += status == REDKV_ECONN;
     rk_req *first = c->head, *stop = c->unsent;
     /* A request partly written, and a handshake not yet written, cannot go out again. */
     while (stop && (c->unsent_done > 0 || is_handshake(c, stop))) {
@@ -171,6 +234,7 @@ int rk_conn_fail(rk_conn *c, int status)
 
 int rk_conn_fail_all(rk_conn *c, int status)
 {
+    c->losses += status == REDKV_ECONN;
     rk_req *first = c->head;
     c->head = c->tail = c->unsent = NULL;
     c->unsent_done = 0;
@@ -182,7 +246,8 @@ int rk_conn_fail_all(rk_conn *c, int status)
 
 void rk_conn_free(rk_conn *c)
 {
-    rk_error(REDKV_ECONN, "the client was closed");
+    if (c->head || c->pending_error)   /* a clean close leaves the last error alone */
+        rk_error(REDKV_ECONN, "the client was closed");
     rk_conn_fail_all(c, REDKV_ECONN);
     if (c->retired_fd >= 0)
         close(c->retired_fd);
@@ -209,51 +274,93 @@ static peer_text peer(const rk_conn *c)
 
 /* ---- handshake ------------------------------------------------------------------------- */
 
+/* The handshake: the commands that make a socket a session, in order. Each step writes
+   its command, or nothing when the configuration does not call for it. */
+typedef struct hs_step {
+    const char *name;         /* for messages */
+    int (*encode)(resp_buf *out, const rk_config *cfg);   /* 1 written, 0 skipped, -1 no memory */
+} hs_step;
+
+static int encode_auth(resp_buf *out, const rk_config *cfg)
+{
+    if (!cfg->pass)
+        return 0;
+    int rc = resp_encode_header(out, cfg->user ? 3 : 2) | resp_encode_arg(out, "AUTH", 4);
+    if (cfg->user)
+        rc |= resp_encode_arg(out, cfg->user, strlen(cfg->user));
+    rc |= resp_encode_arg(out, cfg->pass, strlen(cfg->pass));
+    return rc ? -1 : 1;
+}
+
+static int encode_select(resp_buf *out, const rk_config *cfg)
+{
+    char db[24];
+    if (cfg->db <= 0)
+        return 0;
+    int rc = resp_encode_header(out, 2) | resp_encode_arg(out, "SELECT", 6) |
+             resp_encode_arg(out, db, resp_format_ll(db, cfg->db));
+    return rc ? -1 : 1;
+}
+
+static const hs_step handshake_steps[] = {{"AUTH", encode_auth}, {"SELECT", encode_select}};
+#define NSTEPS (sizeof handshake_steps / sizeof *handshake_steps)
+
+int rk_refusal(const char *text, size_t len)
+{
+    static const char *const refusals[] = {"ERR max number of clients reached", "DENIED",
+                                           "LOADING", "MASTERDOWN"};
+    for (size_t i = 0; i < sizeof refusals / sizeof *refusals; i++) {
+        size_t n = strlen(refusals[i]);
+        if (len >= n && memcmp(text, refusals[i], n) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 static void handshake_done(rk_req *req, int status, const resp_reply *reply)
 {
     rk_conn *c = req->ctx;
     if (status != REDKV_OK)
         return;                        /* the connection is failing already */
     if (reply->type == RESP_ERROR) {
-        /* The server's words name no password; quote them, bounded. */
-        rk_error(REDKV_EAUTH, "%s refused: %.*s", req == &c->hs_req[0] && c->cfg->pass ? "AUTH" : "SELECT",
-                 (int)(reply->len > 160 ? 160 : reply->len), reply->str);
-        c->hs_status = REDKV_EAUTH;
+        /* A server that cannot take us (full, protected mode, loading) refused the
+           connection, whichever command saw it; any other answer refused our credentials
+           or database. Its words may echo our arguments: redacted. */
+        char text[200];
+        rk_redact(text, sizeof text, reply->str, reply->len, c->cfg->pass);
+        int refused = rk_refusal(reply->str, reply->len);
+        c->hs_status = refused ? REDKV_ECONN : REDKV_EAUTH;
+        rk_error(c->hs_status, "%s refused by %s: %s",
+                 handshake_steps[c->hs_steps[req - c->hs_req]].name, peer(c).s, text);
     } else if (--c->hs_left == 0) {
         c->state = RK_READY;
         c->hs_bytes = 0;
     }
 }
 
-/* Puts AUTH and SELECT in front of any queued command; writing stops after them until
-   they are answered, so that nothing runs unauthenticated or in the wrong database. */
+/* Puts the handshake in front of any queued command; writing stops after it until it is
+   answered, so that nothing runs unauthenticated or in the wrong database. */
 static int start_session(rk_conn *c)
 {
     const rk_config *cfg = c->cfg;
     resp_buf hs = {0};
-    size_t lens[2] = {0, 0};
+    size_t lens[RK_MAX_HANDSHAKE];
+    int steps[RK_MAX_HANDSHAKE];
     int n = 0, rc = 0;
-    char db[24];
     c->hs_status = 0;
-    if (cfg->pass) {
-        rc |= resp_encode_header(&hs, cfg->user ? 3 : 2) | resp_encode_arg(&hs, "AUTH", 4);
-        if (cfg->user)
-            rc |= resp_encode_arg(&hs, cfg->user, strlen(cfg->user));
-        rc |= resp_encode_arg(&hs, cfg->pass, strlen(cfg->pass));
-        lens[n++] = hs.len;
-    }
-    if (cfg->db > 0) {
+    for (size_t i = 0; i < NSTEPS && rc >= 0; i++) {
         size_t before = hs.len;
-        rc |= resp_encode_header(&hs, 2) | resp_encode_arg(&hs, "SELECT", 6) |
-              resp_encode_arg(&hs, db, resp_format_ll(db, cfg->db));
-        lens[n++] = hs.len - before;
+        if ((rc = handshake_steps[i].encode(&hs, cfg)) > 0) {
+            lens[n] = hs.len - before;
+            steps[n++] = (int)i;
+        }
     }
-    if (n == 0) {
+    if (n == 0 && rc >= 0) {
         c->state = RK_READY;
         return REDKV_OK;
     }
     compact_out(c);
-    if (rc || resp_buf_reserve(&c->out, hs.len)) {
+    if (rc < 0 || resp_buf_reserve(&c->out, hs.len)) {
         if (hs.data)
             memset(hs.data, 0, hs.len);
         resp_buf_free(&hs);
@@ -266,8 +373,9 @@ static int start_session(rk_conn *c)
     memset(hs.data, 0, hs.len);        /* no copy of the password lingers */
     resp_buf_free(&hs);
 
-    /* AUTH and SELECT are part of the first command's round trip: its deadline bounds them */
-    int64_t deadline = c->head ? c->head->deadline : rk_deadline(cfg->command_timeout_ms);
+    /* A blocking call's handshake is part of its round trip: its deadline bounds both. */
+    int64_t deadline = c->blocking && c->head ? c->head->deadline
+                                              : rk_deadline(cfg->command_timeout_ms);
     for (int i = n - 1; i >= 0; i--) {
         rk_req *r = &c->hs_req[i];
         memset(r, 0, sizeof *r);
@@ -275,6 +383,7 @@ static int start_session(rk_conn *c)
         r->deadline = deadline;
         r->done = handshake_done;
         r->ctx = c;
+        c->hs_steps[i] = (unsigned char)steps[i];   /* which step, for its message */
         r->next = c->head;
         c->head = r;
         if (!c->tail)
@@ -669,6 +778,7 @@ static int conn_dispatch(rk_conn *c)
             c->tail = NULL;
         c->in_pos += (size_t)used;
         c->replies++;
+        c->replies_ever++;
         complete(req, REDKV_OK, reply);
         if (c->hs_status)
             return rk_conn_fail_all(c, c->hs_status);

@@ -1,5 +1,6 @@
 /* error.c - each thread's last error, in words (read through redkv_last_error). */
 #include <stdio.h>
+#include <string.h>
 
 #include "net.h"
 
@@ -25,3 +26,33 @@ int rk_error(int code, const char *fmt, ...)
 void rk_error_clear(void) { last_error[0] = 0; }
 
 const char *rk_error_text(void) { return last_error[0] ? last_error : "no error"; }
+
+/* Where text (of len bytes) contains word, or len. */
+static size_t find_word(const char *text, size_t len, const char *word)
+{
+    size_t n = strlen(word);
+    for (size_t i = 0; n && i + n <= len; i++)
+        if (memcmp(text + i, word, n) == 0)
+            return i;
+    return len;
+}
+
+void rk_redact(char *out, size_t cap, const char *text, size_t len, const char *secret)
+{
+    size_t keep = find_word(text, len, "with args beginning with");
+    size_t secret_len = secret ? strlen(secret) : 0, o = 0;
+    while (keep > 0 && (text[keep - 1] == ' ' || text[keep - 1] == ','))
+        keep--;
+    for (size_t i = 0; i < keep && o + 1 < cap;) {
+        if (secret_len && i + secret_len <= keep && memcmp(text + i, secret, secret_len) == 0) {
+            for (const char *stars = "***"; *stars && o + 1 < cap; stars++)
+                out[o++] = *stars;
+            i += secret_len;
+            continue;
+        }
+        unsigned char ch = (unsigned char)text[i++];
+        out[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    if (cap)
+        out[o < cap ? o : cap - 1] = 0;
+}

@@ -5,14 +5,14 @@
 #include <string.h>
 #include <time.h>
 
-#include "net.h"
+#include "conn.h"
 
 #ifdef REDKV_NO_THREADS
-#define LOCK(p)   ((void)0)
-#define UNLOCK(p) ((void)0)
+#define POOL_LOCK(p)   ((void)0)
+#define POOL_UNLOCK(p) ((void)0)
 #else
-#define LOCK(p)   pthread_mutex_lock(&(p)->lock)
-#define UNLOCK(p) pthread_mutex_unlock(&(p)->lock)
+#define POOL_LOCK(p)   pthread_mutex_lock(&(p)->lock)
+#define POOL_UNLOCK(p) pthread_mutex_unlock(&(p)->lock)
 #endif
 
 int rk_pool_init(rk_pool *p, const rk_config *cfg)
@@ -78,33 +78,33 @@ static int wait_until(rk_pool *p, int64_t deadline)
 
 int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out)
 {
-    LOCK(p);
+    POOL_LOCK(p);
     while (p->nidle == 0 && p->created >= p->size) {
 #ifdef REDKV_NO_THREADS
         (void)deadline;
         return rk_error(REDKV_EINVAL, "the connection is in use (built without threads)");
 #else
         if (wait_until(p, deadline) == ETIMEDOUT && p->nidle == 0) {
-            UNLOCK(p);
+            POOL_UNLOCK(p);
             return rk_error(REDKV_ETIMEDOUT, "every pooled connection stayed busy past the timeout");
         }
 #endif
     }
     if (p->nidle > 0) {
         *out = p->idle[--p->nidle];
-        UNLOCK(p);
+        POOL_UNLOCK(p);
         return REDKV_OK;
     }
     p->created++;                      /* reserve the slot, then build outside the lock */
-    UNLOCK(p);
+    POOL_UNLOCK(p);
     rk_conn *c = resp_malloc(sizeof *c);
     if (!c) {
-        LOCK(p);
+        POOL_LOCK(p);
         p->created--;
 #ifndef REDKV_NO_THREADS
         pthread_cond_signal(&p->freed);
 #endif
-        UNLOCK(p);
+        POOL_UNLOCK(p);
         return rk_error(REDKV_ENOMEM, "out of memory");
     }
     rk_conn_init(c, p->cfg, 1);
@@ -114,10 +114,10 @@ int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out)
 
 void rk_pool_put(rk_pool *p, rk_conn *c)
 {
-    LOCK(p);
+    POOL_LOCK(p);
     p->idle[p->nidle++] = c;
 #ifndef REDKV_NO_THREADS
     pthread_cond_signal(&p->freed);
 #endif
-    UNLOCK(p);
+    POOL_UNLOCK(p);
 }

@@ -63,32 +63,15 @@ static int new_store(rk_client *cl, const char *ns, redkv **out)
 
 static void free_client(rk_client *cl)
 {
-    rk_conn_free(&cl->async);
-    rk_pool_free(&cl->pool);
-    if (RK_CLUSTER(cl)) {
-        rk_cluster_free(RK_CLUSTER(cl));
-        resp_free(RK_CLUSTER(cl));
-    }
+    rk_router_free(cl->router);
     rk_async_free_ops(cl);
     rk_config_free(&cl->cfg);
     resp_free(cl);
 }
 
-static int open_cluster(rk_client *cl)
+int64_t rk_call_deadline(const rk_client *cl)
 {
-#ifdef REDKV_NO_CLUSTER
-    (void)cl;
-    return rk_error(REDKV_ECONFIG, "built without Redis Cluster support (REDKV_NO_CLUSTER)");
-#else
-    if (!(cl->cluster = resp_malloc(sizeof *cl->cluster)))
-        return rk_error(REDKV_ENOMEM, "out of memory");
-    int rc = rk_cluster_init(cl->cluster, &cl->cfg);
-    if (rc) {
-        resp_free(cl->cluster);
-        cl->cluster = NULL;
-    }
-    return rc;
-#endif
+    return rk_deadline(cl->cfg.connect_timeout_ms + cl->cfg.command_timeout_ms);
 }
 
 static int check_options(const redkv_options *opt)
@@ -166,14 +149,9 @@ static int open_client(redkv **out, const redkv_options *opt)
         resp_free(cl);
         return rc;
     }
-    if ((rc = rk_pool_init(&cl->pool, &cl->cfg)) != REDKV_OK) {
+    if ((rc = rk_router_new(&cl->cfg, &cl->router)) != REDKV_OK) {
         rk_config_free(&cl->cfg);
         resp_free(cl);
-        return rc;
-    }
-    rk_conn_init(&cl->async, &cl->cfg, 0);
-    if (cl->cfg.cluster && (rc = open_cluster(cl)) != REDKV_OK) {
-        free_client(cl);
         return rc;
     }
     cl->scan_count = opt && opt->scan_count ? opt->scan_count : DEFAULT_SCAN_COUNT;

@@ -81,25 +81,37 @@ static int encode_renew(resp_buf *out, const redkv *s, const rk_args *a, int by_
            resp_encode_int(out, a->ms);
 }
 
-int rk_encode(resp_buf *out, const redkv *s, enum rk_kind kind, const rk_args *a)
+/* The operation's command (rk_encode_fn): non-zero when memory ran out. */
+static int encode_op(resp_buf *out, const void *arg)
 {
-    size_t start = out->len;
-    int rc = 0;
-    switch (kind) {
-    case OP_SET: rc = encode_set(out, s, a); break;
-    case OP_GET: rc = encode_key_cmd(out, s, "GET", 3, a); break;
-    case OP_RENEW_SHA: rc = encode_renew(out, s, a, 1); break;
-    case OP_RENEW_EVAL: rc = encode_renew(out, s, a, 0); break;
-    case OP_DELETE: rc = encode_key_cmd(out, s, "DEL", 3, a); break;
-    case OP_EXISTS: rc = encode_key_cmd(out, s, "EXISTS", 6, a); break;
-    case OP_PTTL: rc = encode_key_cmd(out, s, "PTTL", 4, a); break;
-    case OP_PING: rc = resp_encode_header(out, 1) | resp_encode_arg(out, "PING", 4); break;
+    const rk_op_cmd *oc = arg;
+    const redkv *s = oc->store;
+    const rk_args *a = oc->args;
+    switch (oc->kind) {
+    case OP_SET: return encode_set(out, s, a);
+    case OP_GET: return encode_key_cmd(out, s, "GET", 3, a);
+    case OP_RENEW_SHA: return encode_renew(out, s, a, 1);
+    case OP_RENEW_EVAL: return encode_renew(out, s, a, 0);
+    case OP_DELETE: return encode_key_cmd(out, s, "DEL", 3, a);
+    case OP_EXISTS: return encode_key_cmd(out, s, "EXISTS", 6, a);
+    case OP_PTTL: return encode_key_cmd(out, s, "PTTL", 4, a);
+    case OP_PING: return resp_encode_header(out, 1) | resp_encode_arg(out, "PING", 4);
     }
-    if (rc) {
-        out->len = start;               /* nothing half-written is ever sent */
-        return rk_error(REDKV_ENOMEM, "out of memory");
-    }
-    return REDKV_OK;
+    return -1;
+}
+
+void rk_op_cmd_init(rk_op_cmd *oc, const redkv *s, enum rk_kind kind, const rk_args *a)
+{
+    oc->store = s;
+    oc->kind = kind;
+    oc->args = a;
+    oc->cmd.encode = encode_op;
+    oc->cmd.arg = oc;
+    oc->cmd.prefix = s->prefix;
+    oc->cmd.plen = s->prefix_len;
+    oc->cmd.key = a->key;
+    oc->cmd.klen = a->klen;
+    oc->cmd.keyless = kind == OP_PING;
 }
 
 static void read_value(const resp_reply *r, rk_result *res)
@@ -130,6 +142,21 @@ static int starts_with(const resp_reply *r, const char *word)
     return r->len >= n && memcmp(r->str, word, n) == 0;
 }
 
+/* An error reply: NOSCRIPT (for EVALSHA), a refused connection, refused credentials, or
+   any other server error, quoted without what it echoes of our arguments. */
+static void read_error(enum rk_kind kind, const resp_reply *r, rk_result *res)
+{
+    char text[200];
+    rk_redact(text, sizeof text, r->str, r->len, NULL);
+    res->noscript = kind == OP_RENEW_SHA && starts_with(r, "NOSCRIPT");
+    if (rk_refusal(r->str, r->len))
+        res->status = rk_error(REDKV_ECONN, "the server refused the connection: %s", text);
+    else if (starts_with(r, "NOAUTH") || starts_with(r, "WRONGPASS"))
+        res->status = rk_error(REDKV_EAUTH, "not authenticated: %s", text);
+    else
+        res->status = rk_error(REDKV_ESERVER, "server error: %s", text);
+}
+
 void rk_interpret(enum rk_kind kind, int status, const resp_reply *r, rk_result *res)
 {
     memset(res, 0, sizeof *res);
@@ -137,14 +164,7 @@ void rk_interpret(enum rk_kind kind, int status, const resp_reply *r, rk_result 
     if (status != REDKV_OK)
         return;
     if (r->type == RESP_ERROR) {
-        if (kind == OP_RENEW_SHA && starts_with(r, "NOSCRIPT"))
-            res->status = RK_NOSCRIPT;
-        else if (starts_with(r, "NOAUTH") || starts_with(r, "WRONGPASS"))
-            res->status = rk_error(REDKV_EAUTH, "not authenticated: %.*s",
-                                   (int)(r->len > 200 ? 200 : r->len), r->str);
-        else
-            res->status = rk_error(REDKV_ESERVER, "server error: %.*s",
-                                   (int)(r->len > 200 ? 200 : r->len), r->str);
+        read_error(kind, r, res);
         return;
     }
     int want_int = kind == OP_DELETE || kind == OP_EXISTS || kind == OP_PTTL;
@@ -172,26 +192,4 @@ void rk_interpret(enum rk_kind kind, int status, const resp_reply *r, rk_result 
         read_pttl(r->integer, res);
         break;
     }
-}
-
-int rk_redirect(const resp_reply *r, const char **addr, size_t *len)
-{
-    if (r->type != RESP_ERROR)
-        return 0;
-    if (starts_with(r, "TRYAGAIN") || starts_with(r, "CLUSTERDOWN"))
-        return RK_TRYAGAIN;
-    int kind = starts_with(r, "MOVED ") ? RK_MOVED : starts_with(r, "ASK ") ? RK_ASK : 0;
-    if (!kind)
-        return 0;
-    /* MOVED <slot> <host:port> */
-    const char *end = r->str + r->len;
-    const char *sp = memchr(r->str, ' ', r->len);
-    if (!sp)
-        return 0;
-    const char *slot_end = memchr(sp + 1, ' ', (size_t)(end - sp - 1));
-    if (!slot_end || slot_end + 1 >= end)
-        return 0;
-    *addr = slot_end + 1;
-    *len = (size_t)(end - slot_end - 1);
-    return kind;
 }

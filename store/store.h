@@ -1,26 +1,17 @@
 /* store.h - internals of the store layer: Litestar's key layout and semantics on top of
- * net/. One rk_client per redkv_open; each redkv is a namespace on it. */
+ * net/'s router. One rk_client per redkv_open; each redkv is a namespace on it. The store
+ * knows commands and replies; where they go (one server, a cluster) and over what (plain,
+ * TLS) is the router's business. */
 #ifndef REDKV_STORE_H
 #define REDKV_STORE_H
 
-#include "net.h"
+#include "router.h"
 
 typedef struct rk_op rk_op;
 
-/* The client's cluster, or NULL: with REDKV_NO_CLUSTER always NULL, so that the compiler
-   drops every cluster path of the store. */
-#ifdef REDKV_NO_CLUSTER
-#define RK_CLUSTER(cl) ((rk_cluster *)0)
-#else
-#define RK_CLUSTER(cl) ((cl)->cluster)
-#endif
-
 typedef struct rk_client {
     rk_config cfg;
-    rk_pool pool;             /* blocking calls */
-    rk_cluster *cluster;      /* Redis Cluster: the nodes and slot map (pool unused); else NULL */
-    int async_stale;          /* cluster: an async connection was lost; read the map again */
-    rk_conn async;            /* asynchronous requests, pipelined */
+    rk_router *router;        /* every command goes through it */
     int stores;               /* stores the user has not closed */
     int pending;              /* the user's asynchronous requests not yet called back */
     int in_process;           /* redkv_process (or the shutdown) is running callbacks */
@@ -43,13 +34,6 @@ struct redkv {
 /* What each operation sends and how its reply reads. */
 enum rk_kind { OP_SET, OP_GET, OP_RENEW_SHA, OP_RENEW_EVAL, OP_DELETE, OP_EXISTS, OP_PTTL, OP_PING };
 
-/* The renew script's fallback marker: a status no caller sees. */
-#define RK_NOSCRIPT 100
-/* Redis Cluster's answers that send a request elsewhere or ask for a retry (rk_redirect). */
-#define RK_MOVED    101
-#define RK_ASK      102
-#define RK_TRYAGAIN 103      /* TRYAGAIN, CLUSTERDOWN: not run; try again shortly */
-
 typedef struct rk_args {
     const void *key, *val;
     size_t klen, vlen;
@@ -59,19 +43,26 @@ typedef struct rk_args {
 
 typedef struct rk_result {
     int status;
+    int noscript;             /* EVALSHA found no script: send the text (the status is ESERVER) */
     const char *val;
     size_t vlen;
     int64_t n;
 } rk_result;
 
+/* One operation as a command for the router: its encoder's argument lives beside it. */
+typedef struct rk_op_cmd {
+    rk_cmd cmd;
+    const redkv *store;
+    enum rk_kind kind;
+    const rk_args *args;
+} rk_op_cmd;
+
 /* ops.c */
 int rk_check_key(const redkv *s, const void *key, size_t klen);
 int rk_check_set(const redkv *s, const rk_args *a);
-int rk_encode(resp_buf *out, const redkv *s, enum rk_kind kind, const rk_args *a);
+/* Fills oc for operation kind on s with a (which must outlive oc's use). */
+void rk_op_cmd_init(rk_op_cmd *oc, const redkv *s, enum rk_kind kind, const rk_args *a);
 void rk_interpret(enum rk_kind kind, int status, const resp_reply *reply, rk_result *res);
-/* A cluster's redirection or retry request in an error reply: RK_MOVED or RK_ASK (*addr,
-   *len: the "host:port" to go to, in the reply), RK_TRYAGAIN, or 0 for any other reply. */
-int rk_redirect(const resp_reply *reply, const char **addr, size_t *len);
 
 /* client.c */
 /* The net configuration that opt (may be NULL) describes: rk_config_init's statuses. */
@@ -80,6 +71,8 @@ void rk_store_release(redkv *s);    /* drops one reference; frees s at zero */
 int rk_ref_add(int *count, int delta);  /* atomically; returns the new value */
 /* Ends a redkv_process pass; 1 when the client was shut down meanwhile (cl is gone). */
 int rk_client_finish_process(rk_client *cl);
+/* The deadline of a blocking call starting now: connect and command timeouts together. */
+int64_t rk_call_deadline(const rk_client *cl);
 
 /* async.c */
 void rk_async_free_ops(rk_client *cl);

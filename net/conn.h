@@ -1,0 +1,104 @@
+/* conn.h - net/'s own: one connection to one Redis server (non-blocking connect, the
+ * transport's handshake, AUTH and SELECT, pipelined requests matched to replies in order,
+ * blocking and event-driven I/O over one code path), and a pool of them shared by threads. */
+#ifndef REDKV_NET_CONN_H
+#define REDKV_NET_CONN_H
+
+#include "net.h"
+
+#ifndef REDKV_NO_THREADS
+#include <pthread.h>
+#endif
+
+/* AUTH, SELECT, and room for what a later handshake adds (HELLO, CLIENT TRACKING). */
+#define RK_MAX_HANDSHAKE 4
+
+enum rk_state { RK_CLOSED, RK_CONNECTING, RK_SECURING, RK_HANDSHAKE, RK_READY };
+
+struct rk_conn {
+    const rk_config *cfg;
+    int fd;
+    enum rk_state state;
+    int blocking;             /* pool connection: blocking socket, timeouts in the kernel */
+    int rcvtimeo_ms;          /* SO_RCVTIMEO currently set on fd */
+    int64_t connect_deadline;
+    struct addrinfo *addrs, *addr;   /* async connect: the list and the one being tried */
+    int pending_error;        /* async: a connect that failed at once, delivered on process */
+    void *session;            /* the transport's (cfg->tp), or NULL on a plain socket */
+    int tls_want;             /* SECURING: REDKV_READ or REDKV_WRITE, what the handshake awaits */
+    unsigned long replies;    /* replies read on this socket (none: maybe not Redis at all) */
+
+    resp_buf out;             /* commands not yet fully written start at out_pos */
+    size_t out_pos;
+    size_t hs_bytes;          /* while handshaking, only this many bytes may be written */
+    char *in;                 /* bytes read; the current reply begins at in_pos */
+    size_t in_len, in_cap, in_pos;
+    int read_filled;          /* the last recv filled all the room it had */
+    int retired_fd;           /* a dropped event-driven socket, closed once the next exists */
+    unsigned errors_delivered;  /* errors given to the caller's requests so far */
+    unsigned long replies_ever; /* replies read, over every socket */
+    unsigned long losses;       /* times the connection was lost (ECONN) */
+    resp_parser parser;
+
+    rk_req *head, *tail;      /* in order; the written ones first */
+    rk_req *unsent;           /* the first request not completely written, or NULL */
+    size_t unsent_done;       /* bytes of it already written */
+    rk_req hs_req[RK_MAX_HANDSHAKE];  /* the handshake, in order */
+    unsigned char hs_steps[RK_MAX_HANDSHAKE];  /* which step each is */
+    int hs_left;
+    int hs_status;
+};
+
+void rk_conn_init(rk_conn *c, const rk_config *cfg, int blocking);
+void rk_conn_free(rk_conn *c);         /* closes; every request left gets ECONN */
+
+/* Adds req, whose command has just been appended to c->out (req->len bytes). */
+void rk_conn_push(rk_conn *c, rk_req *req);
+/* Queues req for a copy of an encoded command. 0, or ENOMEM (nothing queued). */
+int rk_conn_queue_bytes(rk_conn *c, rk_req *req, const char *cmd, size_t len);
+/* Room for n more bytes of commands: 0, or ENOMEM. */
+int rk_conn_reserve(rk_conn *c, size_t n);
+/* 1 when no request is queued or in flight. */
+int rk_conn_idle(const rk_conn *c);
+/* 1 when the socket is open (a pooled connection reused: maybe closed by the server). */
+int rk_conn_is_open(const rk_conn *c);
+/* Switches a connection between the pool's blocking mode and event-driven use. */
+void rk_conn_set_blocking(rk_conn *c, int blocking);
+int rk_conn_fd(const rk_conn *c);      /* the socket, or -1 */
+/* Replies read, and times the connection was lost, over the connection's life. */
+void rk_conn_counts(const rk_conn *c, unsigned long *replies, unsigned long *lost);
+/* Blocking: connects if needed, then writes and reads until req is done or its deadline
+   passes. Returns REDKV_OK when req->done ran with a reply, else the error given to it. */
+int rk_conn_run(rk_conn *c, rk_req *req);
+
+/* Event-driven (non-blocking connection). */
+int rk_conn_start(rk_conn *c);                 /* begins a connect if requests wait and none runs */
+int rk_conn_events(const rk_conn *c);          /* REDKV_READ | REDKV_WRITE */
+int rk_conn_process(rk_conn *c, int events);   /* 0, or the error just given to requests */
+int rk_conn_timeout_ms(const rk_conn *c);      /* -1: nothing to wait for */
+
+/* Fails every request written so far (the head with status, the others ECONN) and drops
+   the socket; unwritten requests stay queued. Returns status. */
+int rk_conn_fail(rk_conn *c, int status);
+/* Fails every request, written or not, with status, and drops the socket. */
+int rk_conn_fail_all(rk_conn *c, int status);
+
+/* ---- the pool (pool.c) ---------------------------------------------------------------- */
+
+typedef struct rk_pool {
+    const rk_config *cfg;
+    rk_conn **idle;           /* a stack of connections not in use */
+    int nidle, created, size;
+#ifndef REDKV_NO_THREADS
+    pthread_mutex_t lock;
+    pthread_cond_t freed;
+#endif
+} rk_pool;
+
+int rk_pool_init(rk_pool *p, const rk_config *cfg);
+void rk_pool_free(rk_pool *p);         /* every connection must have been given back */
+/* Borrows a connection, waiting until deadline if all are busy: OK, ETIMEDOUT, ENOMEM. */
+int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out);
+void rk_pool_put(rk_pool *p, rk_conn *c);
+
+#endif

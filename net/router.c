@@ -1,0 +1,725 @@
+/* router.c - the nodes of a client, the single-server topology, and the one redirect
+ * policy that the blocking and the asynchronous paths share.
+ *
+ * The policy, for a reply or a failure: MOVED and ASK are followed (at most MAX_REDIRECTS
+ * times), TRYAGAIN / CLUSTERDOWN / READONLY and a lost node are retried after a pause
+ * growing to RETRY_PAUSE_MAX_MS (at most MAX_RETRIES times), and nothing is followed or
+ * retried past the call's deadline. A topology without redirections (one server) never
+ * follows any; a written asynchronous request whose connection was lost is not sent
+ * again (the async contract: it gets ECONN), but the next one learns the map anew. */
+#include <poll.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef __linux__
+#include <sys/epoll.h>
+#endif
+
+#include "topology.h"
+
+#define MAX_REDIRECTS 8
+#define MAX_RETRIES 40
+#define RETRY_PAUSE_MAX_MS 200
+#define MAX_NODES 1024
+
+#ifdef REDKV_NO_THREADS
+#define ROUTER_LOCK(r)   ((void)0)
+#define ROUTER_UNLOCK(r) ((void)0)
+#else
+#define ROUTER_LOCK(r)   pthread_mutex_lock(&(r)->lock)
+#define ROUTER_UNLOCK(r) pthread_mutex_unlock(&(r)->lock)
+#endif
+
+/* ---- nodes -------------------------------------------------------------------------------- */
+
+static void node_free(rk_node *node)
+{
+    rk_pool_free(&node->pool);
+    resp_free(node->cfg.host);
+    resp_free(node->cfg.path);
+    resp_free(node);
+}
+
+/* A node with the client's settings at host:port (host NULL: the configuration's own
+   address, a unix socket maybe). */
+static rk_node *node_new(const rk_config *base, const char *host, size_t hlen, int port)
+{
+    rk_node *node = resp_malloc(sizeof *node);
+    if (!node)
+        return NULL;
+    memset(node, 0, sizeof *node);
+    node->cfg = *base;                 /* user, password, timeouts, limits, transport: shared */
+    node->cfg.nseeds = 0;
+    node->cfg.seeds = NULL;
+    node->cfg.tls_owned = 0;
+    node->cfg.path = NULL;
+    node->cfg.host = NULL;
+    if (host) {
+        node->cfg.db = 0;
+        node->cfg.port = port;
+        node->cfg.host = rk_strndup(host, hlen);
+    } else if (base->path) {
+        node->cfg.path = rk_strndup(base->path, strlen(base->path));
+    } else {
+        node->cfg.host = rk_strndup(base->host, strlen(base->host));
+    }
+    if ((!node->cfg.host && !node->cfg.path) || rk_pool_init(&node->pool, &node->cfg)) {
+        resp_free(node->cfg.host);
+        resp_free(node->cfg.path);
+        resp_free(node);
+        return NULL;
+    }
+    rk_conn_init(&node->async, &node->cfg, 0);
+    node->reg_fd = -1;
+    return node;
+}
+
+static int add_node(rk_router *r, rk_node *node)
+{
+    if (r->nnodes == r->cap) {
+        int cap = r->cap ? r->cap * 2 : 4;
+        rk_node **nodes = resp_realloc(r->nodes, (size_t)cap * sizeof *nodes);
+        if (!nodes)
+            return -1;
+        r->nodes = nodes;
+        r->cap = cap;
+    }
+    r->nodes[r->nnodes++] = node;
+    return 0;
+}
+
+rk_node *rk_router_node(rk_router *r, const char *host, size_t hlen, int port)
+{
+    rk_node *found = NULL;
+    ROUTER_LOCK(r);
+    for (int i = 0; i < r->nnodes && !found; i++) {
+        const rk_config *nc = &r->nodes[i]->cfg;
+        if (nc->host && nc->port == port && strlen(nc->host) == hlen &&
+            memcmp(nc->host, host, hlen) == 0)
+            found = r->nodes[i];
+    }
+    if (!found && r->nnodes < MAX_NODES && (found = node_new(r->cfg, host, hlen, port)) &&
+        add_node(r, found) < 0) {
+        node_free(found);
+        found = NULL;
+    }
+    ROUTER_UNLOCK(r);
+    return found;
+}
+
+rk_node *rk_router_node_at(rk_router *r, int i)
+{
+    ROUTER_LOCK(r);
+    rk_node *node = i < r->nnodes ? r->nodes[i] : NULL;
+    ROUTER_UNLOCK(r);
+    return node;
+}
+
+int rk_split_addr(const char *addr, size_t len, const char **host, size_t *hlen, int *port)
+{
+    /* the port after the last colon (an IPv6 host has colons of its own) */
+    const char *colon = NULL;
+    int p = 0;
+    for (size_t i = 0; i < len; i++)
+        if (addr[i] == ':')
+            colon = addr + i;
+    for (const char *c = colon ? colon + 1 : addr + len; c < addr + len && p <= 65535; c++)
+        p = *c >= '0' && *c <= '9' ? p * 10 + (*c - '0') : 65536;
+    if (!colon || colon == addr || p <= 0 || p > 65535)
+        return -1;
+    *host = addr;
+    *hlen = (size_t)(colon - addr);
+    if (*hlen >= 2 && addr[0] == '[' && addr[*hlen - 1] == ']') {
+        (*host)++;
+        *hlen -= 2;
+    }
+    *port = p;
+    return 0;
+}
+
+/* ---- the single-server topology ------------------------------------------------------------ */
+
+static int single_node_for(rk_router *r, int slot, int64_t deadline, rk_node **out)
+{
+    (void)slot;
+    (void)deadline;
+    *out = r->nodes[0];
+    return REDKV_OK;
+}
+
+static rk_node *single_node_now(rk_router *r, int slot)
+{
+    (void)slot;
+    return r->nodes[0];
+}
+
+static int single_masters(rk_router *r, int64_t deadline, rk_node ***out)
+{
+    (void)deadline;
+    if (!(*out = resp_malloc(sizeof **out)))
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    (*out)[0] = r->nodes[0];
+    return 1;
+}
+
+static void single_free(rk_router *r) { (void)r; }
+
+static const rk_topology single_topology = {
+    single_node_for, single_node_now, NULL, NULL, single_masters, single_free,
+};
+
+/* ---- the router ------------------------------------------------------------------------------ */
+
+int rk_router_new(const rk_config *cfg, rk_router **out)
+{
+    rk_router *r = resp_malloc(sizeof *r);
+    *out = NULL;
+    if (!r)
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    memset(r, 0, sizeof *r);
+    r->cfg = cfg;
+    r->epfd = -1;
+    r->topo = &single_topology;
+#ifndef REDKV_NO_THREADS
+    if (pthread_mutex_init(&r->lock, NULL)) {
+        resp_free(r);
+        return rk_error(REDKV_ENOMEM, "cannot create the router's lock");
+    }
+#endif
+    int rc = REDKV_OK;
+    rk_node *node = NULL;
+    if (cfg->cluster)
+        rc = rk_cluster_attach(r);
+    else if (!(node = node_new(cfg, NULL, 0, 0)) || add_node(r, node) < 0)
+        rc = rk_error(REDKV_ENOMEM, "out of memory");
+    if (rc != REDKV_OK) {
+        if (node && r->nnodes == 0)
+            node_free(node);
+        rk_router_free(r);
+        return rc;
+    }
+    *out = r;
+    return REDKV_OK;
+}
+
+void rk_router_free(rk_router *r)
+{
+    if (!r)
+        return;
+    /* Requests still queued get ECONN first (their callbacks may look at other nodes). */
+    for (int i = 0; i < r->nnodes; i++)
+        rk_conn_free(&r->nodes[i]->async);
+    while (r->delayed) {
+        rk_areq *a = r->delayed;
+        r->delayed = a->next_delayed;
+        a->req.status = REDKV_ECONN;
+        a->done(&a->req, REDKV_ECONN, NULL);
+    }
+    if (r->epfd >= 0)
+        close(r->epfd);
+    r->topo->free(r);
+    for (int i = 0; i < r->nnodes; i++)
+        node_free(r->nodes[i]);
+    resp_free(r->nodes);
+#ifndef REDKV_NO_THREADS
+    pthread_mutex_destroy(&r->lock);
+#endif
+    resp_free(r);
+}
+
+/* ---- the policy ------------------------------------------------------------------------------ */
+
+enum rk_action { RK_DELIVER, RK_FOLLOW_MOVED, RK_FOLLOW_ASK, RK_RETRY };
+
+typedef struct redirect {
+    const char *addr;         /* "host:port", in the reply */
+    size_t len;
+} redirect;
+
+static int starts_with(const resp_reply *r, const char *word)
+{
+    size_t n = strlen(word);
+    return r->len >= n && memcmp(r->str, word, n) == 0;
+}
+
+/* MOVED <slot> <host:port> / ASK <slot> <host:port>: the address, or 0 when it does not read. */
+static int read_redirect(const resp_reply *reply, redirect *to)
+{
+    const char *end = reply->str + reply->len;
+    const char *sp = memchr(reply->str, ' ', reply->len);
+    const char *slot_end = sp ? memchr(sp + 1, ' ', (size_t)(end - sp - 1)) : NULL;
+    if (!slot_end || slot_end + 1 >= end)
+        return 0;
+    to->addr = slot_end + 1;
+    to->len = (size_t)(end - slot_end - 1);
+    return 1;
+}
+
+/* The one policy: what to do with a reply (status OK) or a failure, given what was already
+   spent. lost_retry: a lost connection may be retried (blocking calls only). */
+static enum rk_action decide(const rk_router *r, int status, const resp_reply *reply,
+                             int64_t deadline, int redirects, int retries, int lost_retry,
+                             redirect *to)
+{
+    if (rk_now_ms() >= deadline || !r->topo->refresh)
+        return RK_DELIVER;
+    if (status == REDKV_ECONN)
+        return lost_retry && retries < MAX_RETRIES ? RK_RETRY : RK_DELIVER;
+    if (status != REDKV_OK || reply->type != RESP_ERROR)
+        return RK_DELIVER;
+    if (starts_with(reply, "TRYAGAIN") || starts_with(reply, "CLUSTERDOWN") ||
+        starts_with(reply, "READONLY"))
+        return retries < MAX_RETRIES ? RK_RETRY : RK_DELIVER;
+    int moved = starts_with(reply, "MOVED ");
+    if ((!moved && !starts_with(reply, "ASK ")) || redirects >= MAX_REDIRECTS ||
+        !read_redirect(reply, to))
+        return RK_DELIVER;
+    return moved ? RK_FOLLOW_MOVED : RK_FOLLOW_ASK;
+}
+
+/* The pause before retry n (1, 2, ...): 25, 50, 100, 200, 200... ms. */
+static int retry_pause_ms(int n)
+{
+    int pause = 25 << (n < 4 ? n - 1 : 3);
+    return pause < RETRY_PAUSE_MAX_MS ? pause : RETRY_PAUSE_MAX_MS;
+}
+
+static int encode_asking(resp_buf *out, const void *arg)
+{
+    (void)arg;
+    return resp_encode_header(out, 1) | resp_encode_arg(out, "ASKING", 6);
+}
+
+static void asking_done(rk_req *req, int status, const resp_reply *reply)
+{
+    (void)req;
+    (void)status;
+    (void)reply;                       /* a failure shows in the command's own reply */
+}
+
+/* Gives the owner its outcome, once. */
+static void deliver(rk_req *user, int status, const resp_reply *reply)
+{
+    user->status = status;
+    user->completed = 1;
+    user->done(user, status, reply);
+}
+
+/* The slot of cmd's key, when the topology routes by slot (else 0: no hashing). */
+static int cmd_slot(const rk_router *r, const rk_cmd *cmd)
+{
+    if (!r->topo->redirected)
+        return 0;
+    return cmd->keyless ? -1 : rk_key_slot(cmd->prefix, cmd->plen, cmd->key, cmd->klen);
+}
+
+/* ---- the blocking path -------------------------------------------------------------------- */
+
+typedef struct route_try {
+    rk_req req;               /* first: the connection's request is the try */
+    rk_req asking;
+    rk_router *router;
+    rk_req *user;
+    int64_t deadline;
+    int redirects, retries;
+    enum rk_action action;
+    char to[272];             /* "host:port" of a MOVED or ASK being followed */
+} route_try;
+
+static void try_done(rk_req *req, int status, const resp_reply *reply)
+{
+    route_try *t = (route_try *)req;
+    redirect to;
+    t->action = decide(t->router, status, reply, t->deadline, t->redirects, t->retries, 1, &to);
+    if (t->action == RK_DELIVER && status == REDKV_OK) {
+        deliver(t->user, status, reply);
+    } else if (t->action == RK_FOLLOW_MOVED || t->action == RK_FOLLOW_ASK) {
+        size_t n = to.len < sizeof t->to ? to.len : sizeof t->to - 1;
+        memcpy(t->to, to.addr, n);
+        t->to[n] = 0;
+    }
+}
+
+/* One try on a pooled connection of node (after ASKING when asking). A connection the
+   server closed while it sat in the pool (a restart, CLIENT KILL, its idle timeout) shows
+   only now: the command goes once more, on a new connection; every command here may run
+   twice. Returns the try's status. */
+static int try_on(route_try *t, rk_node *node, const rk_cmd *cmd, int asking)
+{
+    rk_conn *c;
+    int rc = rk_pool_get(&node->pool, t->deadline, &c);
+    if (rc)
+        return t->req.status = rc;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        /* no single wait lasts longer than the command timeout, nor past the call's end */
+        int64_t wait_until = rk_deadline(t->router->cfg->command_timeout_ms);
+        wait_until = wait_until < t->deadline ? wait_until : t->deadline;
+        int reused = rk_conn_is_open(c);
+        t->action = RK_DELIVER;
+        t->asking.done = asking_done;
+        t->req.done = try_done;
+        if (asking && (rc = rk_conn_queue(c, &t->asking, encode_asking, NULL, wait_until)) != 0)
+            break;
+        if ((rc = rk_conn_queue(c, &t->req, cmd->encode, cmd->arg, wait_until)) != 0) {
+            rk_conn_fail_all(c, rc);   /* the ASKING alone must not stay */
+            break;
+        }
+        rc = rk_conn_run(c, &t->req);
+        if (!(rc == REDKV_ECONN && reused && !t->user->completed))
+            break;
+    }
+    rk_pool_put(&node->pool, c);
+    return t->req.status = rc;
+}
+
+/* Sleeps ms, or until deadline if that is sooner. */
+static void pause_until(int ms, int64_t deadline)
+{
+    int64_t left = deadline - rk_now_ms();
+    if (left < ms)
+        ms = left > 0 ? (int)left : 0;
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *user, int64_t deadline)
+{
+    route_try t;
+    rk_node *node;
+    int asking = 0;
+    memset(&t, 0, sizeof t);
+    t.router = r;
+    t.user = user;
+    t.deadline = deadline;
+    user->completed = 0;
+    int slot = cmd_slot(r, cmd);
+    int rc = r->topo->node_for(r, slot, deadline, &node);
+    while (rc == REDKV_OK) {
+        rc = try_on(&t, node, cmd, asking);
+        asking = 0;
+        if (user->completed || t.action == RK_DELIVER)
+            break;
+        if (t.action == RK_RETRY) {
+            /* unreachable, or a failover under way: wait, learn the map (from another node
+               when this one is lost), and try the slot's master again */
+            pause_until(retry_pause_ms(++t.retries), deadline);
+            r->topo->refresh(r, rc == REDKV_ECONN ? node : NULL, deadline);
+            int found = r->topo->node_for(r, slot, deadline, &node);
+            rc = found != REDKV_OK && rc == REDKV_ECONN ? rc : found;
+            continue;
+        }
+        t.redirects++;
+        asking = t.action == RK_FOLLOW_ASK;
+        rc = r->topo->redirected(r, slot, t.to, strlen(t.to), !asking, &node);
+        if (rc == REDKV_OK && !asking)
+            r->topo->refresh(r, NULL, deadline);    /* other slots may have moved too */
+    }
+    if (!user->completed) {
+        if (rc == REDKV_OK)            /* cannot happen: each way out sets an error */
+            rc = rk_error(REDKV_ECONN, "no node answered");
+        deliver(user, rc, NULL);
+    }
+    return user->status;
+}
+
+/* ---- the asynchronous path ------------------------------------------------------------------- */
+
+#ifdef __linux__
+/* Tells the epoll descriptor of node's async socket and the events it wants. Always told
+   again while the node has a socket: the same number may be a new socket (closing the old
+   one took it out of the set), which nothing else would show. */
+static void sync_node(rk_router *r, rk_node *node)
+{
+    int fd = node->async.fd, ev = rk_conn_events(&node->async);
+    if (r->epfd < 0 || (fd < 0 && node->reg_fd < 0))
+        return;
+    if (node->reg_fd >= 0 && node->reg_fd != fd)
+        epoll_ctl(r->epfd, EPOLL_CTL_DEL, node->reg_fd, NULL);   /* may be closed: harmless */
+    node->reg_fd = -1;
+    if (fd >= 0) {
+        struct epoll_event e;
+        memset(&e, 0, sizeof e);
+        e.events = (ev & REDKV_READ ? EPOLLIN : 0) | (ev & REDKV_WRITE ? EPOLLOUT : 0);
+        e.data.fd = fd;
+        if (epoll_ctl(r->epfd, EPOLL_CTL_MOD, fd, &e) < 0)
+            epoll_ctl(r->epfd, EPOLL_CTL_ADD, fd, &e);
+        node->reg_fd = fd;
+    }
+    node->reg_events = ev;
+}
+
+static int open_epoll(rk_router *r)
+{
+    if (r->epfd < 0)
+        r->epfd = epoll_create1(EPOLL_CLOEXEC);
+    return r->epfd;
+}
+#else
+static void sync_node(rk_router *r, rk_node *node) { (void)r, (void)node; }
+static int open_epoll(rk_router *r) { return (void)r, -1; }
+#endif
+
+/* Queues a on node's async connection (after ASKING when asking). */
+static int send_async(rk_router *r, rk_node *node, rk_areq *a, const rk_cmd *cmd, int asking)
+{
+    rk_conn *c = &node->async;
+    int rc = REDKV_OK;
+    /* With ASKING, room for both first: an ASKING must never go out alone. */
+    if (asking && (rc = rk_conn_reserve(c, 2 * 23 + 8 + a->copy.len)) == REDKV_OK) {
+        a->asking.done = asking_done;
+        rc = rk_conn_queue(c, &a->asking, encode_asking, NULL, a->req.deadline);
+    }
+    if (rc == REDKV_OK && cmd)
+        rc = rk_conn_queue(c, &a->req, cmd->encode, cmd->arg, a->req.deadline);
+    else if (rc == REDKV_OK)
+        rc = rk_conn_queue_bytes(c, &a->req, a->copy.data, a->copy.len);
+    rk_conn_start(c);
+    if (r->multi)
+        sync_node(r, node);
+    return rc;
+}
+
+static void async_done(rk_req *req, int status, const resp_reply *reply);
+
+/* Sends a again where the topology says its slot lives now. */
+static void resend(rk_router *r, rk_areq *a, rk_node *node, int asking)
+{
+    int rc = send_async(r, node, a, NULL, asking);
+    if (rc != REDKV_OK)
+        a->done(&a->req, a->req.status = rc, NULL);
+}
+
+static void async_done(rk_req *req, int status, const resp_reply *reply)
+{
+    rk_areq *a = (rk_areq *)req;
+    rk_router *r = a->router;
+    redirect to;
+    rk_node *node;
+    enum rk_action action = decide(r, status, reply, a->req.deadline, a->tries, a->tries, 0, &to);
+    if (action == RK_RETRY) {
+        /* TRYAGAIN: sent again after a pause, behind nothing (it is not written yet) */
+        a->tries++;
+        a->retry_at = rk_now_ms() + retry_pause_ms(a->tries);
+        a->next_delayed = r->delayed;
+        r->delayed = a;
+        return;
+    }
+    if (action == RK_FOLLOW_MOVED || action == RK_FOLLOW_ASK) {
+        int moved = action == RK_FOLLOW_MOVED;
+        int rc = r->topo->redirected(r, a->slot, to.addr, to.len, moved, &node);
+        if (rc == REDKV_OK) {
+            a->tries++;
+            resend(r, a, node, !moved);
+            return;
+        }
+        if (rc != REDKV_ESERVER) {     /* no memory: no reply to read, the error stands */
+            a->done(req, rc, NULL);
+            return;
+        }
+    }
+    if (status == REDKV_ECONN && r->topo->refresh)
+        r->async_stale = 1;            /* the next request learns the map anew */
+    a->done(req, status, reply);
+}
+
+int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a)
+{
+    if (r->multi && open_epoll(r) < 0)
+        return rk_error(REDKV_EINVAL, "asynchronous requests on a Redis Cluster need epoll "
+                        "(Linux)");
+    if (r->async_stale && r->topo->refresh) {
+        r->async_stale = 0;
+        r->topo->refresh(r, NULL, a->req.deadline);
+    }
+    a->router = r;
+    a->slot = cmd_slot(r, cmd);
+    a->tries = 0;
+    a->req.done = async_done;
+    a->copy.len = 0;
+    if (r->topo->redirected && cmd->encode(&a->copy, cmd->arg)) {   /* kept for a redirection */
+        a->copy.len = 0;
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    }
+    return send_async(r, r->topo->node_now(r, a->slot), a, r->topo->redirected ? NULL : cmd, 0);
+}
+
+void rk_areq_free(rk_areq *a) { resp_buf_free(&a->copy); }
+
+/* Sends again the delayed requests whose pause is over. */
+static void send_delayed(rk_router *r)
+{
+    int64_t now = rk_now_ms();
+    rk_areq **link = &r->delayed;
+    while (*link) {
+        rk_areq *a = *link;
+        if (a->retry_at > now) {
+            link = &a->next_delayed;
+            continue;
+        }
+        *link = a->next_delayed;
+        resend(r, a, r->topo->node_now(r, a->slot), 0);
+    }
+}
+
+int rk_router_fd(rk_router *r) { return r->multi ? r->epfd : r->nodes[0]->async.fd; }
+
+int rk_router_events(rk_router *r)
+{
+    if (r->multi)
+        return r->epfd >= 0 ? REDKV_READ : 0;
+    return rk_conn_events(&r->nodes[0]->async);
+}
+
+/* What poll says of node's async socket now, among the events it wants. */
+static int ready_events(const rk_conn *c)
+{
+    int want = rk_conn_events(c);
+    if (c->fd < 0 || !want)
+        return 0;
+    struct pollfd p = {c->fd, (short)((want & REDKV_READ ? POLLIN : 0) |
+                                      (want & REDKV_WRITE ? POLLOUT : 0)), 0};
+    if (poll(&p, 1, 0) <= 0)
+        return 0;
+    int events = p.revents & (POLLIN | POLLHUP | POLLERR) ? REDKV_READ : 0;
+    events |= p.revents & (POLLOUT | POLLHUP | POLLERR) ? REDKV_WRITE : 0;
+    return events & want;
+}
+
+int rk_router_process(rk_router *r, int events)
+{
+    if (!r->multi)
+        return rk_conn_process(&r->nodes[0]->async, events);
+    int rc = 0;
+    rk_node *node;
+    send_delayed(r);
+    for (int i = 0; (node = rk_router_node_at(r, i)) != NULL; i++) {
+        rk_conn *c = &node->async;
+        if (c->fd < 0 && rk_conn_idle(c) && !c->pending_error)
+            continue;
+        int got = rk_conn_process(c, ready_events(c));
+        if (got && !rc)
+            rc = got;
+    }
+    for (int i = 0; (node = rk_router_node_at(r, i)) != NULL; i++)
+        sync_node(r, node);
+    return rc;
+}
+
+int rk_router_timeout_ms(rk_router *r)
+{
+    if (!r->multi)
+        return rk_conn_timeout_ms(&r->nodes[0]->async);
+    int best = -1;
+    rk_node *node;
+    for (int i = 0; (node = rk_router_node_at(r, i)) != NULL; i++) {
+        int t = rk_conn_timeout_ms(&node->async);
+        if (t >= 0 && (best < 0 || t < best))
+            best = t;
+    }
+    if (r->delayed) {
+        int64_t soonest = r->delayed->retry_at, now = rk_now_ms();
+        for (rk_areq *a = r->delayed; a; a = a->next_delayed)
+            soonest = a->retry_at < soonest ? a->retry_at : soonest;
+        int t = soonest <= now ? 0 : (int)(soonest - now);
+        if (best < 0 || t < best)
+            best = t;
+    }
+    return best;
+}
+
+/* ---- every master at once --------------------------------------------------------------------- */
+
+typedef struct fan_conn {
+    rk_pool *pool;
+    rk_conn *conn;
+    int reused, restarted, one_slot, of;
+    unsigned long replies, losses;   /* the connection's counts when it started */
+} fan_conn;
+
+/* Borrows master i's connection, turns it event-driven, and lets the owner queue. */
+static int fan_start(fan_conn *f, rk_start_fn *start, void *ctx, int i)
+{
+    rk_conn_set_blocking(f->conn, 0);
+    f->reused = rk_conn_is_open(f->conn);
+    rk_conn_counts(f->conn, &f->replies, &f->losses);
+    int rc = start(ctx, i, f->of, f->conn, f->one_slot);
+    rk_conn_start(f->conn);
+    return rc;
+}
+
+/* A pooled connection that failed before its first reply was stale: start over, once. */
+static int fan_check_stale(fan_conn *f, rk_start_fn *start, void *ctx, int i)
+{
+    unsigned long replies, losses;
+    rk_conn_counts(f->conn, &replies, &losses);
+    if (!f->reused || f->restarted || replies != f->replies || losses == f->losses)
+        return REDKV_OK;
+    f->restarted = 1;
+    f->reused = 0;
+    return fan_start(f, start, ctx, i);
+}
+
+/* One poll over every connection with work, then each one's I/O. */
+static void fan_step(fan_conn *fc, int n, struct pollfd *pfd)
+{
+    int timeout = -1;
+    for (int i = 0; i < n; i++) {
+        int want = rk_conn_events(fc[i].conn), t = rk_conn_timeout_ms(fc[i].conn);
+        pfd[i].fd = want ? rk_conn_fd(fc[i].conn) : -1;
+        pfd[i].events = (short)((want & REDKV_READ ? POLLIN : 0) | (want & REDKV_WRITE ? POLLOUT : 0));
+        pfd[i].revents = 0;
+        if (t >= 0 && (timeout < 0 || t < timeout))
+            timeout = t;
+    }
+    poll(pfd, (nfds_t)n, timeout);
+    for (int i = 0; i < n; i++) {
+        short got = pfd[i].fd >= 0 ? pfd[i].revents : 0;
+        int events = got & (POLLIN | POLLHUP | POLLERR) ? REDKV_READ : 0;
+        events |= got & (POLLOUT | POLLHUP | POLLERR) ? REDKV_WRITE : 0;
+        rk_conn_process(fc[i].conn, events);
+    }
+}
+
+static int fan_busy(const fan_conn *fc, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!rk_conn_idle(fc[i].conn))
+            return 1;
+    return 0;
+}
+
+int rk_route_each_master(rk_router *r, rk_start_fn *start, void *ctx, int64_t deadline)
+{
+    rk_node **masters;
+    int n = r->topo->masters(r, deadline, &masters);
+    if (n < 0)
+        return n;
+    fan_conn *fc = resp_malloc((size_t)n * sizeof *fc);
+    struct pollfd *pfd = resp_malloc((size_t)n * sizeof *pfd);
+    int rc = fc && pfd ? REDKV_OK : rk_error(REDKV_ENOMEM, "out of memory");
+    int borrowed = 0;
+    for (; rc == REDKV_OK && borrowed < n; borrowed++) {
+        memset(&fc[borrowed], 0, sizeof *fc);
+        fc[borrowed].pool = &masters[borrowed]->pool;
+        fc[borrowed].one_slot = r->topo->redirected != NULL;
+        fc[borrowed].of = n;
+        if ((rc = rk_pool_get(fc[borrowed].pool, deadline, &fc[borrowed].conn)) != REDKV_OK)
+            break;
+        rc = fan_start(&fc[borrowed], start, ctx, borrowed);
+    }
+    while (rc == REDKV_OK && fan_busy(fc, n)) {
+        fan_step(fc, n, pfd);
+        for (int i = 0; i < n && rc == REDKV_OK; i++)
+            rc = fan_check_stale(&fc[i], start, ctx, i);
+    }
+    for (int i = 0; i < borrowed; i++) {
+        if (rc != REDKV_OK)
+            rk_conn_fail_all(fc[i].conn, rc);   /* what the owner queued never goes out */
+        rk_conn_set_blocking(fc[i].conn, 1);
+        rk_pool_put(fc[i].pool, fc[i].conn);
+    }
+    resp_free(pfd);
+    resp_free(fc);
+    resp_free(masters);
+    return rc;
+}

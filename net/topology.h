@@ -1,0 +1,63 @@
+/* topology.h - net/'s own: the nodes of a router and the topologies that pick among
+ * them (router.c: one server; cluster.c: Redis Cluster). */
+#ifndef REDKV_NET_TOPOLOGY_H
+#define REDKV_NET_TOPOLOGY_H
+
+#include "conn.h"
+#include "router.h"
+
+/* One server: its address (host, port; user, password, timeouts shared with the client's
+   configuration), a pool of blocking connections, and the asynchronous connection. */
+typedef struct rk_node {
+    rk_config cfg;
+    rk_pool pool;
+    rk_conn async;
+    int reg_fd, reg_events;   /* what the router's epoll descriptor was told of async */
+} rk_node;
+
+/* A topology: how a router picks its nodes. NULL redirected/refresh: it has none. */
+typedef struct rk_topology {
+    /* The node serving slot, reading the map first if need be (blocking, within deadline). */
+    int (*node_for)(rk_router *r, int slot, int64_t deadline, rk_node **out);
+    /* The same without any I/O: the best guess now (never NULL). */
+    rk_node *(*node_now)(rk_router *r, int slot);
+    /* A redirection to host:port was answered: OK with the node (for MOVED, the slot now
+       points there), or ESERVER / ENOMEM with the message set. No I/O. */
+    int (*redirected)(rk_router *r, int slot, const char *addr, size_t len, int moved,
+                      rk_node **out);
+    /* A node could not be reached, or a failover is under way: learn the map anew
+       (blocking, within deadline), asking avoid last. */
+    void (*refresh)(rk_router *r, const rk_node *avoid, int64_t deadline);
+    /* The masters that hold every key: their count, in a new array (*out, freed with
+       resp_free), or an error < 0. */
+    int (*masters)(rk_router *r, int64_t deadline, rk_node ***out);
+    void (*free)(rk_router *r);
+} rk_topology;
+
+struct rk_router {
+    const rk_config *cfg;
+    const rk_topology *topo;
+    void *topo_state;         /* the topology's own (the cluster's slot map) */
+    int multi;                /* asynchronous requests may go to many nodes: one epoll fd */
+    rk_node **nodes;          /* never removed while the router lives: pointers stay valid */
+    int nnodes, cap;
+    int async_stale;          /* an asynchronous request lost its node: refresh first */
+    rk_areq *delayed;         /* asynchronous requests to send again later (TRYAGAIN) */
+    int epfd;                 /* multi: readable when any node's async connection is ready */
+#ifndef REDKV_NO_THREADS
+    pthread_mutex_t lock;     /* the node table */
+#endif
+};
+
+/* For topologies: the node at host:port, added if new; NULL when memory ran out or there
+   are too many. rk_router_node_at: the i-th node, or NULL past the end. */
+rk_node *rk_router_node(rk_router *r, const char *host, size_t hlen, int port);
+rk_node *rk_router_node_at(rk_router *r, int i);
+/* Reads "host:port" (an IPv6 host maybe in brackets): 0, or -1 when it does not read. */
+int rk_split_addr(const char *addr, size_t len, const char **host, size_t *hlen, int *port);
+
+/* Makes r a Redis Cluster router over the configuration's seeds (cluster.c): OK, ENOMEM,
+   or ECONFIG when built with REDKV_NO_CLUSTER. */
+int rk_cluster_attach(rk_router *r);
+
+#endif
