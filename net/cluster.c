@@ -10,12 +10,17 @@
 #ifdef REDKV_NO_THREADS
 #define SLOTS_LOCK(m)   ((void)0)
 #define SLOTS_UNLOCK(m) ((void)0)
+#define NODES_LOCK(r)   ((void)0)
+#define NODES_UNLOCK(r) ((void)0)
 #else
+#define NODES_LOCK(r)   pthread_mutex_lock(&(r)->lock)
+#define NODES_UNLOCK(r) pthread_mutex_unlock(&(r)->lock)
 #define SLOTS_LOCK(m)   pthread_mutex_lock(&(m)->lock)
 #define SLOTS_UNLOCK(m) pthread_mutex_unlock(&(m)->lock)
 #endif
 
 #define RK_SLOTS 16384
+#define MAX_NODES 1024
 
 /* ---- slots ---------------------------------------------------------------------------------- */
 
@@ -63,6 +68,49 @@ int rk_key_slot(const void *prefix, size_t plen, const void *key, size_t klen)
     for (size_t i = from; i < to; i++)
         crc = crc16_byte(crc, i < plen ? a[i] : b[i - plen]);
     return (int)(crc % RK_SLOTS);
+}
+
+/* ---- nodes ---------------------------------------------------------------------------------- */
+
+rk_node *rk_router_node(rk_router *r, const char *host, size_t hlen, int port)
+{
+    rk_node *found = NULL;
+    NODES_LOCK(r);
+    for (int i = 0; i < r->nnodes && !found; i++) {
+        const rk_config *nc = &r->nodes[i]->cfg;
+        if (nc->host && nc->port == port && strlen(nc->host) == hlen &&
+            memcmp(nc->host, host, hlen) == 0)
+            found = r->nodes[i];
+    }
+    if (!found && r->nnodes < MAX_NODES && (found = rk_node_new(r->cfg, host, hlen, port)) &&
+        rk_router_add(r, found) < 0) {
+        rk_node_free(found);
+        found = NULL;
+    }
+    NODES_UNLOCK(r);
+    return found;
+}
+
+int rk_split_addr(const char *addr, size_t len, const char **host, size_t *hlen, int *port)
+{
+    /* the port after the last colon (an IPv6 host has colons of its own) */
+    const char *colon = NULL;
+    int p = 0;
+    for (size_t i = 0; i < len; i++)
+        if (addr[i] == ':')
+            colon = addr + i;
+    for (const char *c = colon ? colon + 1 : addr + len; c < addr + len && p <= 65535; c++)
+        p = *c >= '0' && *c <= '9' ? p * 10 + (*c - '0') : 65536;
+    if (!colon || colon == addr || p <= 0 || p > 65535)
+        return -1;
+    *host = addr;
+    *hlen = (size_t)(colon - addr);
+    if (*hlen >= 2 && addr[0] == '[' && addr[*hlen - 1] == ']') {
+        (*host)++;
+        *hlen -= 2;
+    }
+    *port = p;
+    return 0;
 }
 
 /* ---- the slot map ---------------------------------------------------------------------------- */

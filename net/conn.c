@@ -21,6 +21,16 @@
 
 #include "conn.h"
 
+/* A build without transports (REDKV_NO_TLS) has plain sockets only: these fold to
+   constants, and the compiler drops every path of the transport. */
+#ifdef REDKV_NO_TLS
+#define SESSION(c)   ((void *)0)
+#define TRANSPORT(c) ((const redkv_transport *)0)
+#else
+#define SESSION(c)   ((c)->session)
+#define TRANSPORT(c) ((c)->cfg->tp)
+#endif
+
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
 #endif
@@ -178,8 +188,8 @@ static int is_handshake(const rk_conn *c, const rk_req *r)
    to re-register, even with epoll. */
 static void drop_socket(rk_conn *c)
 {
-    if (c->session) {
-        c->cfg->tp->close(c->session);
+    if (SESSION(c)) {
+        TRANSPORT(c)->close(c->session);
         c->session = NULL;
     }
     c->replies = 0;
@@ -258,19 +268,6 @@ void rk_conn_free(rk_conn *c)
     resp_parser_free(&c->parser);
 }
 
-/* Where the connection goes, for messages: "host:port" or the socket's path. */
-typedef struct peer_text { char s[300]; } peer_text;
-
-static peer_text peer(const rk_conn *c)
-{
-    peer_text t;
-    if (c->cfg->path)
-        snprintf(t.s, sizeof t.s, "%s", c->cfg->path);
-    else
-        snprintf(t.s, sizeof t.s, strchr(c->cfg->host, ':') ? "[%s]:%d" : "%s:%d", c->cfg->host,
-                 c->cfg->port);
-    return t;
-}
 
 /* ---- handshake ------------------------------------------------------------------------- */
 
@@ -331,7 +328,7 @@ static void handshake_done(rk_req *req, int status, const resp_reply *reply)
         int refused = rk_refusal(reply->str, reply->len);
         c->hs_status = refused ? REDKV_ECONN : REDKV_EAUTH;
         rk_error(c->hs_status, "%s refused by %s: %s",
-                 handshake_steps[c->hs_steps[req - c->hs_req]].name, peer(c).s, text);
+                 handshake_steps[c->hs_steps[req - c->hs_req]].name, c->cfg->where, text);
     } else if (--c->hs_left == 0) {
         c->state = RK_READY;
         c->hs_bytes = 0;
@@ -414,7 +411,7 @@ static int resolve(rk_conn *c)
     snprintf(port, sizeof port, "%d", c->cfg->port);
     int rc = getaddrinfo(c->cfg->host, port, &hints, &list);
     if (rc != 0)
-        return rk_error(REDKV_ECONN, "cannot resolve %s: %s", peer(c).s, gai_strerror(rc));
+        return rk_error(REDKV_ECONN, "cannot resolve %s: %s", c->cfg->where, gai_strerror(rc));
     c->addrs = c->addr = list;
     return REDKV_OK;
 }
@@ -478,7 +475,7 @@ static int begin_connect(rk_conn *c)
     int err = errno;
     close(fd);
     c->fd = -1;
-    return rk_error(REDKV_ECONN, "cannot connect to %s: %s", peer(c).s, strerror(err));
+    return rk_error(REDKV_ECONN, "cannot connect to %s: %s", c->cfg->where, strerror(err));
 }
 
 /* Starts the transport's session on the connected socket: OK or ETLS. */
@@ -488,7 +485,7 @@ static int start_secure(rk_conn *c)
     const char *name = c->cfg->tls_sni ? c->cfg->tls_sni : c->cfg->host ? c->cfg->host : "localhost";
     c->session = c->cfg->tp->open(c->cfg->tp->ctx, c->fd, name, err, sizeof err);
     if (!c->session)
-        return rk_error(REDKV_ETLS, "TLS with %s: %s", peer(c).s, err[0] ? err : "no session");
+        return rk_error(REDKV_ETLS, "TLS with %s: %s", c->cfg->where, err[0] ? err : "no session");
     c->state = RK_SECURING;
     c->tls_want = REDKV_WRITE;
     return REDKV_OK;
@@ -504,7 +501,7 @@ static int secure_step(rk_conn *c)
         return 1;
     }
     if (r != 0)
-        return rk_error(REDKV_ETLS, "TLS handshake with %s failed: %s", peer(c).s,
+        return rk_error(REDKV_ETLS, "TLS handshake with %s failed: %s", c->cfg->where,
                         err[0] ? err : "rejected");
     return 0;
 }
@@ -529,7 +526,7 @@ static int connected(rk_conn *c)
         freeaddrinfo(c->addrs);
         c->addrs = c->addr = NULL;
     }
-    if (!c->cfg->tp)
+    if (!TRANSPORT(c))
         return open_session(c);
     int rc = start_secure(c);
     return rc ? rc : 1;
@@ -583,8 +580,8 @@ static int tcp_connect_blocking(rk_conn *c, int64_t deadline)
         c->fd = -1;
         if (!ready)
             return rk_error(REDKV_ETIMEDOUT, "connect to %s timed out after %d ms",
-                            peer(c).s, c->cfg->connect_timeout_ms);
-        rc = rk_error(REDKV_ECONN, "cannot connect to %s: %s", peer(c).s, strerror(err));
+                            c->cfg->where, c->cfg->connect_timeout_ms);
+        rc = rk_error(REDKV_ECONN, "cannot connect to %s: %s", c->cfg->where, strerror(err));
         if (c->cfg->path || !(c->addr = c->addr->ai_next))
             break;
         rc = REDKV_OK;
@@ -599,7 +596,7 @@ static int secure_blocking(rk_conn *c, int64_t deadline)
     while ((rc = secure_step(c)) == 1)
         if (!wait_ready(c->fd, c->tls_want, deadline))
             return rk_error(REDKV_ETIMEDOUT, "TLS handshake with %s timed out after %d ms",
-                            peer(c).s, c->cfg->connect_timeout_ms);
+                            c->cfg->where, c->cfg->connect_timeout_ms);
     return rc;
 }
 
@@ -612,12 +609,12 @@ static int connect_blocking(rk_conn *c)
     int rc = tcp_connect_blocking(c, deadline);
     if (rc == 0)
         rc = connected(c);
-    if (rc == 1)
+    if (TRANSPORT(c) && rc == 1)
         rc = secure_blocking(c, deadline);
     int64_t spent = rk_now_ms() - start;
     for (rk_req *r = c->head; r; r = r->next)
         r->deadline += spent;
-    if (rc == 0 && c->session)
+    if (rc == 0 && SESSION(c))
         rc = open_session(c);
     if (rc != 0)
         drop_socket(c);
@@ -651,7 +648,7 @@ static ssize_t secure_read(rk_conn *c, void *p, size_t n)
 /* Bytes the transport has decrypted already: readable without waiting for the socket. */
 static size_t secure_pending(const rk_conn *c)
 {
-    return c->session && c->cfg->tp->pending ? c->cfg->tp->pending(c->session) : 0;
+    return SESSION(c) && TRANSPORT(c)->pending ? TRANSPORT(c)->pending(c->session) : 0;
 }
 
 /* Writes what may be written now. 0 (all, or the socket is full), or an error. */
@@ -673,7 +670,7 @@ static int conn_write(rk_conn *c)
                 shortened = 1;
             }
         }
-        ssize_t n = c->session ? secure_write(c, c->out.data + c->out_pos, limit - c->out_pos)
+        ssize_t n = SESSION(c) ? secure_write(c, c->out.data + c->out_pos, limit - c->out_pos)
                                : send(c->fd, c->out.data + c->out_pos, limit - c->out_pos, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
@@ -682,7 +679,7 @@ static int conn_write(rk_conn *c)
             break;
         }
         if (n < 0) {
-            rc = rk_error(REDKV_ECONN, "connection to %s lost while writing: %s", peer(c).s,
+            rc = rk_error(REDKV_ECONN, "connection to %s lost while writing: %s", c->cfg->where,
                           strerror(errno));
             break;
         }
@@ -739,21 +736,21 @@ static int conn_read(rk_conn *c)
     if (rc)
         return rc;
     size_t room = c->in_cap - c->in_len;
-    ssize_t n = c->session ? secure_read(c, c->in + c->in_len, room)
+    ssize_t n = SESSION(c) ? secure_read(c, c->in + c->in_len, room)
                            : recv(c->fd, c->in + c->in_len, room, 0);
     c->read_filled = n > 0 && ((size_t)n == room || secure_pending(c) > 0);
     if (n > 0) {
         c->in_len += (size_t)n;
         return n > 0x7fffffff ? 0x7fffffff : (int)n;
     }
-    if (n == 0 && !c->replies && !c->cfg->tp)
+    if (n == 0 && !c->replies && !TRANSPORT(c))
         return rk_error(REDKV_ECONN, "%s closed the connection before any reply (is this a TLS "
-                        "port? then use rediss://)", peer(c).s);
+                        "port? then use rediss://)", c->cfg->where);
     if (n == 0)
-        return rk_error(REDKV_ECONN, "%s closed the connection", peer(c).s);
+        return rk_error(REDKV_ECONN, "%s closed the connection", c->cfg->where);
     if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
         return 0;
-    return rk_error(REDKV_ECONN, "connection to %s lost while reading: %s", peer(c).s,
+    return rk_error(REDKV_ECONN, "connection to %s lost while reading: %s", c->cfg->where,
                     strerror(errno));
 }
 
@@ -768,11 +765,11 @@ static int conn_dispatch(rk_conn *c)
         if (used == RESP_ENOMEM)
             return rk_conn_fail(c, rk_error(REDKV_ENOMEM, "out of memory for a reply"));
         if (used < 0)
-            return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error from %s: %s", peer(c).s,
+            return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error from %s: %s", c->cfg->where,
                                             resp_parser_error(&c->parser)));
         rk_req *req = c->head;
         if (!req || req == c->unsent)
-            return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error from %s: a reply nobody asked for", peer(c).s));
+            return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error from %s: a reply nobody asked for", c->cfg->where));
         c->head = req->next;
         if (!c->head)
             c->tail = NULL;
@@ -830,6 +827,12 @@ int rk_conn_run(rk_conn *c, rk_req *req)
     return req->status;
 }
 
+void rk_conn_drain(rk_conn *c)
+{
+    while (c->tail)
+        rk_conn_run(c, c->tail);
+}
+
 /* ---- event-driven use --------------------------------------------------------------------- */
 
 int rk_conn_start(rk_conn *c)
@@ -864,7 +867,7 @@ static int finish_connect(rk_conn *c)
     int err = socket_error(c->fd);
     if (err == 0)
         return connected_or_fail(c);
-    rk_error(REDKV_ECONN, "cannot connect to %s: %s", peer(c).s, strerror(err));
+    rk_error(REDKV_ECONN, "cannot connect to %s: %s", c->cfg->where, strerror(err));
     close(c->fd);
     c->fd = -1;
     if (!c->cfg->path && c->addr && (c->addr = c->addr->ai_next)) {
@@ -884,10 +887,10 @@ static int expire(rk_conn *c)
     int64_t now = rk_now_ms();
     if (c->state == RK_CONNECTING && now >= c->connect_deadline)
         return rk_conn_fail_all(c, rk_error(REDKV_ETIMEDOUT, "connect to %s timed out after %d ms",
-                                            peer(c).s, c->cfg->connect_timeout_ms));
+                                            c->cfg->where, c->cfg->connect_timeout_ms));
     if (c->state == RK_SECURING && now >= c->connect_deadline)
         return rk_conn_fail_all(c, rk_error(REDKV_ETIMEDOUT, "TLS handshake with %s timed out "
-                                            "after %d ms", peer(c).s, c->cfg->connect_timeout_ms));
+                                            "after %d ms", c->cfg->where, c->cfg->connect_timeout_ms));
     if (!c->head || c->head->deadline > now)
         return 0;
     rk_error(REDKV_ETIMEDOUT, "no reply within %d ms", c->cfg->command_timeout_ms);
@@ -919,7 +922,7 @@ static int process_io(rk_conn *c, int events)
             return rc;
         events |= REDKV_WRITE;
     }
-    if (c->state == RK_SECURING) {
+    if (TRANSPORT(c) && c->state == RK_SECURING) {
         if ((rc = secure_step(c)) == 0 && (rc = open_session(c)) == 0)
             events |= REDKV_WRITE;
         else

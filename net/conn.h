@@ -70,6 +70,9 @@ void rk_conn_counts(const rk_conn *c, unsigned long *replies, unsigned long *los
 /* Blocking: connects if needed, then writes and reads until req is done or its deadline
    passes. Returns REDKV_OK when req->done ran with a reply, else the error given to it. */
 int rk_conn_run(rk_conn *c, rk_req *req);
+/* Blocking: runs until no request is left, those queued meanwhile (by done callbacks)
+   included. */
+void rk_conn_drain(rk_conn *c);
 
 /* Event-driven (non-blocking connection). */
 int rk_conn_start(rk_conn *c);                 /* begins a connect if requests wait and none runs */

@@ -51,6 +51,7 @@ enum rk_verify { RK_VERIFY_REQUIRED, RK_VERIFY_OPTIONAL, RK_VERIFY_NONE };
 typedef struct rk_config {
     char *host;               /* TCP host name or address; NULL for a unix socket */
     char *path;               /* unix socket path; NULL for TCP */
+    char *where;              /* "host:port" or the path, for messages (set by rk_config_where) */
     int port;
     int db;
     char *user, *pass;        /* NULL: none */
@@ -76,6 +77,8 @@ typedef struct rk_config {
    0, or ECONFIG / ENOMEM / ETLS with the message set (never naming the password). */
 int rk_config_init(rk_config *cfg, const rk_settings *set);
 void rk_config_free(rk_config *cfg);
+/* Sets cfg->where from its host and port (or path): OK or ENOMEM. */
+int rk_config_where(rk_config *cfg);
 /* A NUL-terminated copy of s[0..n), from the allocator hook; NULL when memory ran out. */
 char *rk_strndup(const char *s, size_t n);
 

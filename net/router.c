@@ -20,7 +20,16 @@
 #define MAX_REDIRECTS 8
 #define MAX_RETRIES 40
 #define RETRY_PAUSE_MAX_MS 200
-#define MAX_NODES 1024
+
+/* Only a cluster sends requests to many nodes and redirects them: without one
+   (REDKV_NO_CLUSTER) these fold to 0 and the compiler drops those paths. */
+#ifdef REDKV_NO_CLUSTER
+#define MULTI(r)     0
+#define REDIRECTS(r) 0
+#else
+#define MULTI(r)     ((r)->multi)
+#define REDIRECTS(r) ((r)->topo->redirected != NULL)
+#endif
 
 #ifdef REDKV_NO_THREADS
 #define ROUTER_LOCK(r)   ((void)0)
@@ -32,17 +41,18 @@
 
 /* ---- nodes -------------------------------------------------------------------------------- */
 
-static void node_free(rk_node *node)
+void rk_node_free(rk_node *node)
 {
     rk_pool_free(&node->pool);
     resp_free(node->cfg.host);
     resp_free(node->cfg.path);
+    resp_free(node->cfg.where);
     resp_free(node);
 }
 
 /* A node with the client's settings at host:port (host NULL: the configuration's own
    address, a unix socket maybe). */
-static rk_node *node_new(const rk_config *base, const char *host, size_t hlen, int port)
+rk_node *rk_node_new(const rk_config *base, const char *host, size_t hlen, int port)
 {
     rk_node *node = resp_malloc(sizeof *node);
     if (!node)
@@ -63,9 +73,12 @@ static rk_node *node_new(const rk_config *base, const char *host, size_t hlen, i
     } else {
         node->cfg.host = rk_strndup(base->host, strlen(base->host));
     }
-    if ((!node->cfg.host && !node->cfg.path) || rk_pool_init(&node->pool, &node->cfg)) {
+    node->cfg.where = NULL;
+    if ((!node->cfg.host && !node->cfg.path) || rk_config_where(&node->cfg) ||
+        rk_pool_init(&node->pool, &node->cfg)) {
         resp_free(node->cfg.host);
         resp_free(node->cfg.path);
+        resp_free(node->cfg.where);
         resp_free(node);
         return NULL;
     }
@@ -74,7 +87,7 @@ static rk_node *node_new(const rk_config *base, const char *host, size_t hlen, i
     return node;
 }
 
-static int add_node(rk_router *r, rk_node *node)
+int rk_router_add(rk_router *r, rk_node *node)
 {
     if (r->nnodes == r->cap) {
         int cap = r->cap ? r->cap * 2 : 4;
@@ -88,53 +101,12 @@ static int add_node(rk_router *r, rk_node *node)
     return 0;
 }
 
-rk_node *rk_router_node(rk_router *r, const char *host, size_t hlen, int port)
-{
-    rk_node *found = NULL;
-    ROUTER_LOCK(r);
-    for (int i = 0; i < r->nnodes && !found; i++) {
-        const rk_config *nc = &r->nodes[i]->cfg;
-        if (nc->host && nc->port == port && strlen(nc->host) == hlen &&
-            memcmp(nc->host, host, hlen) == 0)
-            found = r->nodes[i];
-    }
-    if (!found && r->nnodes < MAX_NODES && (found = node_new(r->cfg, host, hlen, port)) &&
-        add_node(r, found) < 0) {
-        node_free(found);
-        found = NULL;
-    }
-    ROUTER_UNLOCK(r);
-    return found;
-}
-
 rk_node *rk_router_node_at(rk_router *r, int i)
 {
     ROUTER_LOCK(r);
     rk_node *node = i < r->nnodes ? r->nodes[i] : NULL;
     ROUTER_UNLOCK(r);
     return node;
-}
-
-int rk_split_addr(const char *addr, size_t len, const char **host, size_t *hlen, int *port)
-{
-    /* the port after the last colon (an IPv6 host has colons of its own) */
-    const char *colon = NULL;
-    int p = 0;
-    for (size_t i = 0; i < len; i++)
-        if (addr[i] == ':')
-            colon = addr + i;
-    for (const char *c = colon ? colon + 1 : addr + len; c < addr + len && p <= 65535; c++)
-        p = *c >= '0' && *c <= '9' ? p * 10 + (*c - '0') : 65536;
-    if (!colon || colon == addr || p <= 0 || p > 65535)
-        return -1;
-    *host = addr;
-    *hlen = (size_t)(colon - addr);
-    if (*hlen >= 2 && addr[0] == '[' && addr[*hlen - 1] == ']') {
-        (*host)++;
-        *hlen -= 2;
-    }
-    *port = p;
-    return 0;
 }
 
 /* ---- the single-server topology ------------------------------------------------------------ */
@@ -190,11 +162,11 @@ int rk_router_new(const rk_config *cfg, rk_router **out)
     rk_node *node = NULL;
     if (cfg->cluster)
         rc = rk_cluster_attach(r);
-    else if (!(node = node_new(cfg, NULL, 0, 0)) || add_node(r, node) < 0)
+    else if (!(node = rk_node_new(cfg, NULL, 0, 0)) || rk_router_add(r, node) < 0)
         rc = rk_error(REDKV_ENOMEM, "out of memory");
     if (rc != REDKV_OK) {
         if (node && r->nnodes == 0)
-            node_free(node);
+            rk_node_free(node);
         rk_router_free(r);
         return rc;
     }
@@ -219,7 +191,7 @@ void rk_router_free(rk_router *r)
         close(r->epfd);
     r->topo->free(r);
     for (int i = 0; i < r->nnodes; i++)
-        node_free(r->nodes[i]);
+        rk_node_free(r->nodes[i]);
     resp_free(r->nodes);
 #ifndef REDKV_NO_THREADS
     pthread_mutex_destroy(&r->lock);
@@ -271,7 +243,7 @@ static enum rk_action decide(const rk_router *r, int status, const resp_reply *r
         starts_with(reply, "READONLY"))
         return retries < MAX_RETRIES ? RK_RETRY : RK_DELIVER;
     int moved = starts_with(reply, "MOVED ");
-    if ((!moved && !starts_with(reply, "ASK ")) || redirects >= MAX_REDIRECTS ||
+    if (!REDIRECTS(r) || (!moved && !starts_with(reply, "ASK ")) || redirects >= MAX_REDIRECTS ||
         !read_redirect(reply, to))
         return RK_DELIVER;
     return moved ? RK_FOLLOW_MOVED : RK_FOLLOW_ASK;
@@ -308,7 +280,8 @@ static void deliver(rk_req *user, int status, const resp_reply *reply)
 /* The slot of cmd's key, when the topology routes by slot (else 0: no hashing). */
 static int cmd_slot(const rk_router *r, const rk_cmd *cmd)
 {
-    if (!r->topo->redirected)
+    (void)r;                           /* unused with REDKV_NO_CLUSTER */
+    if (!REDIRECTS(r))
         return 0;
     return cmd->keyless ? -1 : rk_key_slot(cmd->prefix, cmd->plen, cmd->key, cmd->klen);
 }
@@ -329,7 +302,7 @@ typedef struct route_try {
 static void try_done(rk_req *req, int status, const resp_reply *reply)
 {
     route_try *t = (route_try *)req;
-    redirect to;
+    redirect to = {NULL, 0};
     t->action = decide(t->router, status, reply, t->deadline, t->redirects, t->retries, 1, &to);
     if (t->action == RK_DELIVER && status == REDKV_OK) {
         deliver(t->user, status, reply);
@@ -474,7 +447,7 @@ static int send_async(rk_router *r, rk_node *node, rk_areq *a, const rk_cmd *cmd
     else if (rc == REDKV_OK)
         rc = rk_conn_queue_bytes(c, &a->req, a->copy.data, a->copy.len);
     rk_conn_start(c);
-    if (r->multi)
+    if (MULTI(r))
         sync_node(r, node);
     return rc;
 }
@@ -493,10 +466,10 @@ static void async_done(rk_req *req, int status, const resp_reply *reply)
 {
     rk_areq *a = (rk_areq *)req;
     rk_router *r = a->router;
-    redirect to;
+    redirect to = {NULL, 0};
     rk_node *node;
     enum rk_action action = decide(r, status, reply, a->req.deadline, a->tries, a->tries, 0, &to);
-    if (action == RK_RETRY) {
+    if (MULTI(r) && action == RK_RETRY) {
         /* TRYAGAIN: sent again after a pause, behind nothing (it is not written yet) */
         a->tries++;
         a->retry_at = rk_now_ms() + retry_pause_ms(a->tries);
@@ -504,7 +477,7 @@ static void async_done(rk_req *req, int status, const resp_reply *reply)
         r->delayed = a;
         return;
     }
-    if (action == RK_FOLLOW_MOVED || action == RK_FOLLOW_ASK) {
+    if (REDIRECTS(r) && (action == RK_FOLLOW_MOVED || action == RK_FOLLOW_ASK)) {
         int moved = action == RK_FOLLOW_MOVED;
         int rc = r->topo->redirected(r, a->slot, to.addr, to.len, moved, &node);
         if (rc == REDKV_OK) {
@@ -517,17 +490,17 @@ static void async_done(rk_req *req, int status, const resp_reply *reply)
             return;
         }
     }
-    if (status == REDKV_ECONN && r->topo->refresh)
+    if (MULTI(r) && status == REDKV_ECONN && r->topo->refresh)
         r->async_stale = 1;            /* the next request learns the map anew */
     a->done(req, status, reply);
 }
 
 int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a)
 {
-    if (r->multi && open_epoll(r) < 0)
+    if (MULTI(r) && open_epoll(r) < 0)
         return rk_error(REDKV_EINVAL, "asynchronous requests on a Redis Cluster need epoll "
                         "(Linux)");
-    if (r->async_stale && r->topo->refresh) {
+    if (MULTI(r) && r->async_stale && r->topo->refresh) {
         r->async_stale = 0;
         r->topo->refresh(r, NULL, a->req.deadline);
     }
@@ -536,11 +509,11 @@ int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a)
     a->tries = 0;
     a->req.done = async_done;
     a->copy.len = 0;
-    if (r->topo->redirected && cmd->encode(&a->copy, cmd->arg)) {   /* kept for a redirection */
+    if (REDIRECTS(r) && cmd->encode(&a->copy, cmd->arg)) {   /* kept for a redirection */
         a->copy.len = 0;
         return rk_error(REDKV_ENOMEM, "out of memory");
     }
-    return send_async(r, r->topo->node_now(r, a->slot), a, r->topo->redirected ? NULL : cmd, 0);
+    return send_async(r, r->topo->node_now(r, a->slot), a, REDIRECTS(r) ? NULL : cmd, 0);
 }
 
 void rk_areq_free(rk_areq *a) { resp_buf_free(&a->copy); }
@@ -561,11 +534,11 @@ static void send_delayed(rk_router *r)
     }
 }
 
-int rk_router_fd(rk_router *r) { return r->multi ? r->epfd : r->nodes[0]->async.fd; }
+int rk_router_fd(rk_router *r) { return MULTI(r) ? r->epfd : r->nodes[0]->async.fd; }
 
 int rk_router_events(rk_router *r)
 {
-    if (r->multi)
+    if (MULTI(r))
         return r->epfd >= 0 ? REDKV_READ : 0;
     return rk_conn_events(&r->nodes[0]->async);
 }
@@ -587,7 +560,7 @@ static int ready_events(const rk_conn *c)
 
 int rk_router_process(rk_router *r, int events)
 {
-    if (!r->multi)
+    if (!MULTI(r))
         return rk_conn_process(&r->nodes[0]->async, events);
     int rc = 0;
     rk_node *node;
@@ -607,7 +580,7 @@ int rk_router_process(rk_router *r, int events)
 
 int rk_router_timeout_ms(rk_router *r)
 {
-    if (!r->multi)
+    if (!MULTI(r))
         return rk_conn_timeout_ms(&r->nodes[0]->async);
     int best = -1;
     rk_node *node;
@@ -629,6 +602,7 @@ int rk_router_timeout_ms(rk_router *r)
 
 /* ---- every master at once --------------------------------------------------------------------- */
 
+#ifndef REDKV_NO_CLUSTER
 typedef struct fan_conn {
     rk_pool *pool;
     rk_conn *conn;
@@ -688,12 +662,63 @@ static int fan_busy(const fan_conn *fc, int n)
     return 0;
 }
 
+#endif
+
+/* One master: its pooled connection, blocking, runs each request in turn until the
+   conversation ends (as a blocking call does), retrying a stale connection once. */
+static int each_of_one(rk_node *node, rk_start_fn *start, void *ctx, int64_t deadline,
+                       int one_slot)
+{
+    rk_conn *c;
+    int rc = rk_pool_get(&node->pool, deadline, &c);
+    if (rc)
+        return rc;
+    for (int attempt = 0; attempt < 2; attempt++) {
+        unsigned long replies, losses, replies_after, losses_after;
+        int reused = rk_conn_is_open(c);
+        rk_conn_counts(c, &replies, &losses);
+        if ((rc = start(ctx, 0, 1, c, one_slot)) != REDKV_OK) {
+            rk_conn_fail_all(c, rc);
+            break;
+        }
+        rk_conn_drain(c);
+        rk_conn_counts(c, &replies_after, &losses_after);
+        if (!reused || replies_after != replies || losses_after == losses)
+            break;
+    }
+    rk_pool_put(&node->pool, c);
+    return rc;
+}
+
+#ifndef REDKV_NO_CLUSTER
+static int each_of_many(rk_router *r, rk_node **masters, int n, rk_start_fn *start, void *ctx,
+                        int64_t deadline);
+#endif
+
 int rk_route_each_master(rk_router *r, rk_start_fn *start, void *ctx, int64_t deadline)
 {
     rk_node **masters;
     int n = r->topo->masters(r, deadline, &masters);
     if (n < 0)
         return n;
+    if (!MULTI(r) || n == 1) {
+        int rc = each_of_one(masters[0], start, ctx, deadline, REDIRECTS(r));
+        resp_free(masters);
+        return rc;
+    }
+#ifndef REDKV_NO_CLUSTER
+    return each_of_many(r, masters, n, start, ctx, deadline);
+#else
+    return REDKV_OK;                   /* one server: always the branch above */
+#endif
+}
+
+#ifndef REDKV_NO_CLUSTER
+/* Every master at once: each one's pooled connection is made event-driven, and one poll
+   drives them all until every conversation has ended. */
+static int each_of_many(rk_router *r, rk_node **masters, int n, rk_start_fn *start, void *ctx,
+                        int64_t deadline)
+{
     fan_conn *fc = resp_malloc((size_t)n * sizeof *fc);
     struct pollfd *pfd = resp_malloc((size_t)n * sizeof *pfd);
     int rc = fc && pfd ? REDKV_OK : rk_error(REDKV_ENOMEM, "out of memory");
@@ -723,3 +748,4 @@ int rk_route_each_master(rk_router *r, rk_start_fn *start, void *ctx, int64_t de
     resp_free(masters);
     return rc;
 }
+#endif

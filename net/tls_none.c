@@ -1,7 +1,7 @@
 /* tls_none.c - a build without TLS: rediss:// is refused, saying how to get it. */
 #include "tls.h"
 
-#if !defined(REDKV_TLS_MBEDTLS) && !defined(REDKV_TLS_OPENSSL)
+#if !defined(REDKV_TLS_MBEDTLS) && !defined(REDKV_TLS_OPENSSL) && !defined(REDKV_NO_TLS)
 
 int rk_tls_create(const rk_config *cfg, redkv_transport *tp)
 {

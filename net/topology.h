@@ -49,6 +49,13 @@ struct rk_router {
 #endif
 };
 
+/* A node with the client's settings at host:port (host NULL: the configuration's own
+   address, a unix socket maybe); NULL when memory ran out. rk_router_add appends it to
+   the router's table (the caller holds the router's lock): 0, or -1 without memory. */
+rk_node *rk_node_new(const rk_config *base, const char *host, size_t hlen, int port);
+void rk_node_free(rk_node *node);
+int rk_router_add(rk_router *r, rk_node *node);
+
 /* For topologies: the node at host:port, added if new; NULL when memory ran out or there
    are too many. rk_router_node_at: the i-th node, or NULL past the end. */
 rk_node *rk_router_node(rk_router *r, const char *host, size_t hlen, int port);

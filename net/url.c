@@ -1,5 +1,6 @@
 /* url.c - reads a Redis URL the way redis-py does, then applies the options' overrides.
  * Messages never repeat the userinfo part, which may hold a password. */
+#include <stdio.h>
 #include <string.h>
 
 #include "net.h"
@@ -92,6 +93,7 @@ static long parse_seconds(const char *s, size_t n)
     return ms > 0 ? ms : -1;
 }
 
+#ifndef REDKV_NO_TLS
 /* redis-py's reading of a boolean parameter; -1 when it is none of these. */
 static int parse_bool(const char *s, size_t n)
 {
@@ -106,15 +108,17 @@ static int parse_bool(const char *s, size_t n)
     return -1;
 }
 
+#endif
+
 static int is_param(const char *q, size_t klen, const char *name)
 {
     return strlen(name) == klen && memcmp(q, name, klen) == 0;
 }
 
-/* One name=value of the query; the names are redis-py's. */
-static int parse_param(rk_config *cfg, const char *q, size_t klen, const char *v, size_t vlen)
+#ifndef REDKV_NO_TLS
+/* The ssl_* parameters: 0 (or an error) when name was one, 1 when not. */
+static int parse_tls_param(rk_config *cfg, const char *q, size_t klen, const char *v, size_t vlen)
 {
-    long num;
     int flag;
     char **file = is_param(q, klen, "ssl_ca_certs") ? &cfg->tls_ca
                 : is_param(q, klen, "ssl_certfile") ? &cfg->tls_cert
@@ -123,6 +127,36 @@ static int parse_param(rk_config *cfg, const char *q, size_t klen, const char *v
         resp_free(*file);
         return (*file = dup_decoded(v, vlen)) ? REDKV_OK : REDKV_ENOMEM;
     }
+    if (is_param(q, klen, "ssl_cert_reqs")) {
+        if (is_param(v, vlen, "required") || is_param(v, vlen, "CERT_REQUIRED"))
+            cfg->tls_verify = RK_VERIFY_REQUIRED;
+        else if (is_param(v, vlen, "optional") || is_param(v, vlen, "CERT_OPTIONAL"))
+            cfg->tls_verify = RK_VERIFY_OPTIONAL;
+        else if (is_param(v, vlen, "none") || is_param(v, vlen, "CERT_NONE"))
+            cfg->tls_verify = RK_VERIFY_NONE;
+        else
+            return rk_error(REDKV_ECONFIG, "bad URL: ssl_cert_reqs is required, optional or none");
+        return REDKV_OK;
+    }
+    if (is_param(q, klen, "ssl_check_hostname")) {
+        if ((flag = parse_bool(v, vlen)) < 0)
+            return rk_error(REDKV_ECONFIG, "bad URL: ssl_check_hostname is true or false");
+        cfg->tls_check_hostname = flag;
+        return REDKV_OK;
+    }
+    return 1;
+}
+#endif
+
+/* One name=value of the query; the names are redis-py's. */
+static int parse_param(rk_config *cfg, const char *q, size_t klen, const char *v, size_t vlen)
+{
+    long num;
+#ifndef REDKV_NO_TLS
+    int rc = parse_tls_param(cfg, q, klen, v, vlen);
+    if (rc != 1)
+        return rc;
+#endif
     if (is_param(q, klen, "db")) {
         if ((num = parse_number(v, vlen, 0x7fffffff)) < 0)
             return rk_error(REDKV_ECONFIG, "bad URL: db must be a non-negative number");
@@ -136,19 +170,6 @@ static int parse_param(rk_config *cfg, const char *q, size_t klen, const char *v
         if ((num = parse_number(v, vlen, 65536)) <= 0)
             return rk_error(REDKV_ECONFIG, "bad URL: max_connections must be a positive number");
         cfg->pool_size = (int)num;
-    } else if (is_param(q, klen, "ssl_cert_reqs")) {
-        if (is_param(v, vlen, "required") || is_param(v, vlen, "CERT_REQUIRED"))
-            cfg->tls_verify = RK_VERIFY_REQUIRED;
-        else if (is_param(v, vlen, "optional") || is_param(v, vlen, "CERT_OPTIONAL"))
-            cfg->tls_verify = RK_VERIFY_OPTIONAL;
-        else if (is_param(v, vlen, "none") || is_param(v, vlen, "CERT_NONE"))
-            cfg->tls_verify = RK_VERIFY_NONE;
-        else
-            return rk_error(REDKV_ECONFIG, "bad URL: ssl_cert_reqs is required, optional or none");
-    } else if (is_param(q, klen, "ssl_check_hostname")) {
-        if ((flag = parse_bool(v, vlen)) < 0)
-            return rk_error(REDKV_ECONFIG, "bad URL: ssl_check_hostname is true or false");
-        cfg->tls_check_hostname = flag;
     } else {
         return rk_error(REDKV_ECONFIG, "bad URL: unknown query parameter \"%.*s\"",
                         (int)(klen > 40 ? 40 : klen), q);
@@ -313,6 +334,7 @@ static int replace(char **field, const char *value)
     return value && !*field ? REDKV_ENOMEM : REDKV_OK;
 }
 
+#ifndef REDKV_NO_TLS
 static int apply_tls(rk_config *cfg, const rk_settings *set)
 {
     struct { char **field; const char *value; } files[] = {
@@ -329,6 +351,8 @@ static int apply_tls(rk_config *cfg, const rk_settings *set)
         cfg->tls = 1;
     return REDKV_OK;
 }
+
+#endif
 
 static int apply_settings(rk_config *cfg, const rk_settings *set)
 {
@@ -357,12 +381,21 @@ static int apply_settings(rk_config *cfg, const rk_settings *set)
             return rk_error(REDKV_ECONFIG, "a cluster is reached over TCP, not a unix socket");
         cfg->cluster = 1;
     }
+#ifdef REDKV_NO_TLS
+    return REDKV_OK;
+#else
     return apply_tls(cfg, set);
+#endif
 }
 
 /* The transport: the caller's, else the built-in TLS for rediss://, else none (plain). */
 static int choose_transport(rk_config *cfg, const rk_settings *set)
 {
+#ifdef REDKV_NO_TLS
+    (void)set;
+    return cfg->tls ? rk_error(REDKV_ECONFIG, "rediss:// needs TLS, which this build of redkv "
+                               "lacks (built with REDKV_NO_TLS)") : REDKV_OK;
+#else
     if (set && set->transport) {
         cfg->tp = set->transport;
         return REDKV_OK;
@@ -375,6 +408,7 @@ static int choose_transport(rk_config *cfg, const rk_settings *set)
         cfg->tls_owned = 1;
     }
     return rc;
+#endif
 }
 
 /* A cluster has database 0 only; its seeds take the port override like the host does. */
@@ -415,6 +449,8 @@ int rk_config_init(rk_config *cfg, const rk_settings *set)
     if (rc == REDKV_OK && cfg->cluster)
         rc = finish_cluster(cfg);
     if (rc == REDKV_OK)
+        rc = rk_config_where(cfg);
+    if (rc == REDKV_OK)
         rc = choose_transport(cfg, set);
     if (rc == REDKV_ENOMEM)
         rk_error(rc, "out of memory");
@@ -423,8 +459,23 @@ int rk_config_init(rk_config *cfg, const rk_settings *set)
     return rc;
 }
 
+int rk_config_where(rk_config *cfg)
+{
+    const char *host = cfg->path ? cfg->path : cfg->host;
+    size_t n = strlen(host) + 16;
+    resp_free(cfg->where);
+    if (!(cfg->where = resp_malloc(n)))
+        return REDKV_ENOMEM;
+    if (cfg->path)
+        memcpy(cfg->where, host, n - 15);
+    else
+        snprintf(cfg->where, n, strchr(host, ':') ? "[%s]:%d" : "%s:%d", host, cfg->port);
+    return REDKV_OK;
+}
+
 void rk_config_free(rk_config *cfg)
 {
+    resp_free(cfg->where);
     resp_free(cfg->host);
     resp_free(cfg->path);
     resp_free(cfg->user);
@@ -438,7 +489,9 @@ void rk_config_free(rk_config *cfg)
     resp_free(cfg->tls_cert);
     resp_free(cfg->tls_key);
     resp_free(cfg->tls_sni);
+#ifndef REDKV_NO_TLS
     if (cfg->tls_owned)
         rk_tls_destroy(&cfg->tls_tp);
+#endif
     memset(cfg, 0, sizeof *cfg);
 }
