@@ -95,6 +95,7 @@ int rk_conn_queue(rk_conn *c, rk_req *req, rk_encode_fn *encode, const void *arg
     return REDKV_OK;
 }
 
+#ifndef REDKV_NO_CLUSTER   /* a cluster resends a copy after a redirection */
 int rk_conn_queue_bytes(rk_conn *c, rk_req *req, const char *cmd, size_t len)
 {
     if (resp_buf_reserve(&c->out, len))
@@ -110,6 +111,7 @@ int rk_conn_reserve(rk_conn *c, size_t n)
 {
     return resp_buf_reserve(&c->out, n) ? rk_error(REDKV_ENOMEM, "out of memory") : REDKV_OK;
 }
+#endif
 
 int rk_conn_idle(const rk_conn *c) { return !c->head && !c->pending_error; }
 int rk_conn_is_open(const rk_conn *c) { return c->fd >= 0; }
@@ -123,6 +125,7 @@ void rk_conn_counts(const rk_conn *c, unsigned long *replies, unsigned long *los
 
 static void set_timeout(int fd, int opt, int ms);
 
+#ifndef REDKV_NO_CLUSTER   /* only a cluster drives pooled connections from a poll */
 void rk_conn_set_blocking(rk_conn *c, int blocking)
 {
     if (c->blocking == blocking)
@@ -142,6 +145,7 @@ void rk_conn_set_blocking(rk_conn *c, int blocking)
         c->rcvtimeo_ms = c->cfg->command_timeout_ms;
     }
 }
+#endif
 
 static void complete(rk_req *r, int status, const resp_reply *reply)
 {

@@ -24,11 +24,13 @@
 /* Only a cluster sends requests to many nodes and redirects them: without one
    (REDKV_NO_CLUSTER) these fold to 0 and the compiler drops those paths. */
 #ifdef REDKV_NO_CLUSTER
-#define MULTI(r)     0
-#define REDIRECTS(r) 0
+#define MULTI(r)     ((void)(r), 0)
+#define REDIRECTS(r) ((void)(r), 0)
+#define RETRIES(r)   ((void)(r), 0)
 #else
 #define MULTI(r)     ((r)->multi)
 #define REDIRECTS(r) ((r)->topo->redirected != NULL)
+#define RETRIES(r)   ((r)->topo->refresh != NULL)
 #endif
 
 #ifdef REDKV_NO_THREADS
@@ -181,7 +183,7 @@ void rk_router_free(rk_router *r)
     /* Requests still queued get ECONN first (their callbacks may look at other nodes). */
     for (int i = 0; i < r->nnodes; i++)
         rk_conn_free(&r->nodes[i]->async);
-    while (r->delayed) {
+    while (MULTI(r) && r->delayed) {
         rk_areq *a = r->delayed;
         r->delayed = a->next_delayed;
         a->req.status = REDKV_ECONN;
@@ -233,7 +235,7 @@ static enum rk_action decide(const rk_router *r, int status, const resp_reply *r
                              int64_t deadline, int redirects, int retries, int lost_retry,
                              redirect *to)
 {
-    if (rk_now_ms() >= deadline || !r->topo->refresh)
+    if (!RETRIES(r) || rk_now_ms() >= deadline)
         return RK_DELIVER;
     if (status == REDKV_ECONN)
         return lost_retry && retries < MAX_RETRIES ? RK_RETRY : RK_DELIVER;
@@ -370,7 +372,7 @@ int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *user, int64_t deadlin
     while (rc == REDKV_OK) {
         rc = try_on(&t, node, cmd, asking);
         asking = 0;
-        if (user->completed || t.action == RK_DELIVER)
+        if (user->completed || t.action == RK_DELIVER || !RETRIES(r))
             break;
         if (t.action == RK_RETRY) {
             /* unreachable, or a failover under way: wait, learn the map (from another node
