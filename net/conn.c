@@ -530,10 +530,7 @@ static int connected(rk_conn *c)
         freeaddrinfo(c->addrs);
         c->addrs = c->addr = NULL;
     }
-    if (!TRANSPORT(c))
-        return open_session(c);
-    int rc = start_secure(c);
-    return rc ? rc : 1;
+    return TRANSPORT(c) ? start_secure(c) : open_session(c);
 }
 
 static int socket_error(int fd)
@@ -571,55 +568,67 @@ static int wait_ready(int fd, int events, int64_t deadline)
     }
 }
 
-/* TCP: every address in turn until one connects, within deadline. 0 or an error. */
-static int tcp_connect_blocking(rk_conn *c, int64_t deadline)
+/* Starts connecting: resolves, and tries the addresses until one connects or is under
+   way (state CONNECTING). 0 or an error; the connect timeout starts now (the TLS
+   handshake counts against it too). */
+static int connect_start(rk_conn *c)
 {
     int rc = c->cfg->path ? REDKV_OK : resolve(c);
-    while (rc == REDKV_OK && (rc = try_addresses(c)) == 1) {
-        int ready = wait_ready(c->fd, REDKV_WRITE, deadline);
-        int err = ready ? socket_error(c->fd) : 0;
-        if (ready && err == 0)
-            return 0;
-        close(c->fd);
-        c->fd = -1;
-        if (!ready)
-            return rk_error(REDKV_ETIMEDOUT, "connect to %s timed out after %d ms",
-                            c->cfg->where, c->cfg->connect_timeout_ms);
-        rc = rk_error(REDKV_ECONN, "cannot connect to %s: %s", c->cfg->where, strerror(err));
-        if (c->cfg->path || !(c->addr = c->addr->ai_next))
-            break;
-        rc = REDKV_OK;
-    }
-    return rc;
+    if (rc == REDKV_OK)
+        rc = try_addresses(c);
+    c->connect_deadline = rk_deadline(c->cfg->connect_timeout_ms);
+    if (rc == 1)
+        c->state = RK_CONNECTING;
+    return rc == 0 ? connected(c) : rc < 0 ? rc : 0;
 }
 
-/* The transport's handshake on a socket still non-blocking, within deadline. */
-static int secure_blocking(rk_conn *c, int64_t deadline)
+/* One step once the socket is ready for what connecting waits on: the TCP connect's end
+   (or the next address after a refusal), or a step of the transport's handshake. 0 (see
+   c->state: still CONNECTING or SECURING, or on to AUTH and SELECT) or an error. */
+static int connect_step(rk_conn *c)
 {
-    int rc;
-    while ((rc = secure_step(c)) == 1)
-        if (!wait_ready(c->fd, c->tls_want, deadline))
-            return rk_error(REDKV_ETIMEDOUT, "TLS handshake with %s timed out after %d ms",
-                            c->cfg->where, c->cfg->connect_timeout_ms);
-    return rc;
+    if (TRANSPORT(c) && c->state == RK_SECURING) {
+        int rc = secure_step(c);
+        return rc == 0 ? open_session(c) : rc < 0 ? rc : 0;
+    }
+    int err = socket_error(c->fd);
+    if (err == 0)
+        return connected(c);
+    rk_error(REDKV_ECONN, "cannot connect to %s: %s", c->cfg->where, strerror(err));
+    close(c->fd);
+    c->fd = -1;
+    if (c->cfg->path || !c->addr || !(c->addr = c->addr->ai_next))
+        return REDKV_ECONN;
+    int rc = try_addresses(c);
+    return rc == 0 ? connected(c) : rc < 0 ? rc : 0;
 }
 
-/* Connects (and secures) within the connect timeout. The time it took is added to the
-   deadlines of the requests waiting, so that a call ends within connect_timeout_ms +
-   command_timeout_ms and AUTH/SELECT share the first command's deadline. */
+static int connecting(const rk_conn *c)
+{
+    return c->state == RK_CONNECTING || c->state == RK_SECURING;
+}
+
+static int connect_timed_out(const rk_conn *c)
+{
+    return rk_error(REDKV_ETIMEDOUT, "%s %s timed out after %d ms",
+                    c->state == RK_SECURING ? "TLS handshake with" : "connect to", c->cfg->where,
+                    c->cfg->connect_timeout_ms);
+}
+
+/* Connects (and secures) within the connect timeout, waiting in poll. The time it took is
+   added to the deadlines of the requests waiting, so that a call ends within
+   connect_timeout_ms + command_timeout_ms, AUTH and SELECT sharing the first command's. */
 static int connect_blocking(rk_conn *c)
 {
-    int64_t start = rk_now_ms(), deadline = start + c->cfg->connect_timeout_ms;
-    int rc = tcp_connect_blocking(c, deadline);
-    if (rc == 0)
-        rc = connected(c);
-    if (TRANSPORT(c) && rc == 1)
-        rc = secure_blocking(c, deadline);
+    int64_t start = rk_now_ms();
+    int rc = connect_start(c);
+    while (rc == 0 && connecting(c)) {
+        int want = c->state == RK_CONNECTING ? REDKV_WRITE : c->tls_want;
+        rc = wait_ready(c->fd, want, c->connect_deadline) ? connect_step(c) : connect_timed_out(c);
+    }
     int64_t spent = rk_now_ms() - start;
     for (rk_req *r = c->head; r; r = r->next)
         r->deadline += spent;
-    if (rc == 0 && SESSION(c))
-        rc = open_session(c);
     if (rc != 0)
         drop_socket(c);
     return rc;
@@ -843,14 +852,7 @@ int rk_conn_start(rk_conn *c)
 {
     if (c->state != RK_CLOSED || !c->head || c->pending_error)
         return 0;
-    int rc = c->cfg->path ? REDKV_OK : resolve(c);
-    if (rc == REDKV_OK)
-        rc = try_addresses(c);
-    c->connect_deadline = rk_deadline(c->cfg->connect_timeout_ms);   /* TLS handshake too */
-    if (rc == 1)
-        c->state = RK_CONNECTING;
-    else if (rc == 0)
-        rc = connected(c);
+    int rc = connect_start(c);
     if (rc < 0) {
         drop_socket(c);
         c->pending_error = rc;         /* delivered by the next process, never re-entrantly */
@@ -858,43 +860,11 @@ int rk_conn_start(rk_conn *c)
     return 0;
 }
 
-/* connected(), and when that fails (no memory for the handshake), every request gets the
-   error: it is delivered here, as process promises. */
-static int connected_or_fail(rk_conn *c)
-{
-    int rc = connected(c);
-    return rc < 0 ? rk_conn_fail_all(c, rc) : rc;
-}
-
-static int finish_connect(rk_conn *c)
-{
-    int err = socket_error(c->fd);
-    if (err == 0)
-        return connected_or_fail(c);
-    rk_error(REDKV_ECONN, "cannot connect to %s: %s", c->cfg->where, strerror(err));
-    close(c->fd);
-    c->fd = -1;
-    if (!c->cfg->path && c->addr && (c->addr = c->addr->ai_next)) {
-        int rc = try_addresses(c);
-        if (rc == 0)
-            return connected_or_fail(c);
-        if (rc == 1) {
-            c->connect_deadline = rk_deadline(c->cfg->connect_timeout_ms);
-            return 0;
-        }
-    }
-    return rk_conn_fail_all(c, REDKV_ECONN);
-}
-
 static int expire(rk_conn *c)
 {
     int64_t now = rk_now_ms();
-    if (c->state == RK_CONNECTING && now >= c->connect_deadline)
-        return rk_conn_fail_all(c, rk_error(REDKV_ETIMEDOUT, "connect to %s timed out after %d ms",
-                                            c->cfg->where, c->cfg->connect_timeout_ms));
-    if (c->state == RK_SECURING && now >= c->connect_deadline)
-        return rk_conn_fail_all(c, rk_error(REDKV_ETIMEDOUT, "TLS handshake with %s timed out "
-                                            "after %d ms", c->cfg->where, c->cfg->connect_timeout_ms));
+    if (connecting(c) && now >= c->connect_deadline)
+        return rk_conn_fail_all(c, connect_timed_out(c));
     if (!c->head || c->head->deadline > now)
         return 0;
     rk_error(REDKV_ETIMEDOUT, "no reply within %d ms", c->cfg->command_timeout_ms);
@@ -919,18 +889,15 @@ static int expire(rk_conn *c)
 static int process_io(rk_conn *c, int events)
 {
     int rc = 0;
-    if (c->state == RK_CONNECTING) {
-        if (!(events & (REDKV_READ | REDKV_WRITE)))
+    if (connecting(c)) {
+        /* a TLS handshake's first step needs no event: it writes the hello */
+        if (!(events & (REDKV_READ | REDKV_WRITE)) && c->state == RK_CONNECTING)
             return 0;
-        if ((rc = finish_connect(c)) < 0 || c->state == RK_CONNECTING)
-            return rc;
+        if ((rc = connect_step(c)) < 0)
+            return rk_conn_fail_all(c, rc);
+        if (connecting(c))
+            return 0;
         events |= REDKV_WRITE;
-    }
-    if (TRANSPORT(c) && c->state == RK_SECURING) {
-        if ((rc = secure_step(c)) == 0 && (rc = open_session(c)) == 0)
-            events |= REDKV_WRITE;
-        else
-            return rc < 0 ? rk_conn_fail_all(c, rc) : 0;
     }
     if (c->fd >= 0 && (events & REDKV_WRITE) && (rc = conn_write(c)) < 0)
         return rk_conn_fail(c, rc);
