@@ -313,8 +313,10 @@ static int cluster_redirected(rk_router *r, int slot, const char *addr, size_t l
 static int cluster_masters(rk_router *r, int64_t deadline, rk_node ***out)
 {
     slot_map *m = map_of(r);
+    int known = 0;
     SLOTS_LOCK(m);
-    int known = m->last_ok != NULL;
+    for (int s = 0; s < RK_SLOTS && !known; s++)   /* read, or learnt from MOVED */
+        known = m->slots[s] != NULL;
     SLOTS_UNLOCK(m);
     int rc = REDKV_OK;
     if (!known)
