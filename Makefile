@@ -69,7 +69,7 @@ TEST_ARGS ?=
 CHECK_REPORTS = set -- $$(find $(BUILD)/tests/reports -type f -size +0); \
 	if [ $$\# -gt 0 ]; then cat "$$@" >&2; echo "$$\# process(es) reported errors" >&2; exit 1; fi
 
-test: all $(BUILD)/tests/redkv-tests
+test: all $(BUILD)/tests/redkv-tests $(BUILD)/amalgamation/redkv.c
 	@rm -rf $(BUILD)/tests/reports && mkdir -p $(BUILD)/tests/reports
 ifeq ($(VALGRIND),1)
 	$(TEST_ENV) REDKV_VALGRIND=1 valgrind -q --error-exitcode=99 --leak-check=full \
@@ -94,3 +94,9 @@ clean:
 
 # Further targets live beside what they build (fuzz, bench, demo, install, embedded).
 -include $(wildcard mk/*.mk)
+
+# One C file of the whole library, with its public headers (see README, "Using it from").
+amalgamation: $(BUILD)/amalgamation/redkv.c
+$(BUILD)/amalgamation/redkv.c: $(LIB_SRC) $(wildcard include/*.h resp/*.h net/*.h store/*.h) scripts/amalgamate.sh
+	sh scripts/amalgamate.sh $(BUILD)/amalgamation $(LIB_SRC)
+.PHONY: amalgamation

@@ -1,6 +1,8 @@
 /* cluster.c - the Redis Cluster topology: key slots, and the slot map read with CLUSTER
  * SLOTS from the first node that answers. The router (router.c) follows MOVED and ASK and
  * retries; this file only says which node serves a slot and learns the map. */
+#include "fmacros.h"
+
 #include <string.h>
 
 #include "topology.h"

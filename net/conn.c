@@ -5,6 +5,8 @@
  * (conn_write, conn_read, conn_dispatch); a pool connection differs only in having a
  * blocking socket whose kernel timeouts bound each wait, so that a call costs one send and
  * one recv, no poll. */
+#include "fmacros.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>

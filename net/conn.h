@@ -4,6 +4,7 @@
 #ifndef REDKV_NET_CONN_H
 #define REDKV_NET_CONN_H
 
+#include "fmacros.h"
 #include "net.h"
 
 #ifndef REDKV_NO_THREADS
@@ -49,42 +50,42 @@ struct rk_conn {
     int hs_status;
 };
 
-void rk_conn_init(rk_conn *c, const rk_config *cfg, int blocking);
-void rk_conn_free(rk_conn *c);         /* closes; every request left gets ECONN */
+RK_INTERNAL void rk_conn_init(rk_conn *c, const rk_config *cfg, int blocking);
+RK_INTERNAL void rk_conn_free(rk_conn *c);         /* closes; every request left gets ECONN */
 
 /* Adds req, whose command has just been appended to c->out (req->len bytes). */
-void rk_conn_push(rk_conn *c, rk_req *req);
+RK_INTERNAL void rk_conn_push(rk_conn *c, rk_req *req);
 /* Queues req for a copy of an encoded command. 0, or ENOMEM (nothing queued). */
-int rk_conn_queue_bytes(rk_conn *c, rk_req *req, const char *cmd, size_t len);
+RK_INTERNAL int rk_conn_queue_bytes(rk_conn *c, rk_req *req, const char *cmd, size_t len);
 /* Room for n more bytes of commands: 0, or ENOMEM. */
-int rk_conn_reserve(rk_conn *c, size_t n);
+RK_INTERNAL int rk_conn_reserve(rk_conn *c, size_t n);
 /* 1 when no request is queued or in flight. */
-int rk_conn_idle(const rk_conn *c);
+RK_INTERNAL int rk_conn_idle(const rk_conn *c);
 /* 1 when the socket is open (a pooled connection reused: maybe closed by the server). */
-int rk_conn_is_open(const rk_conn *c);
+RK_INTERNAL int rk_conn_is_open(const rk_conn *c);
 /* Switches a connection between the pool's blocking mode and event-driven use. */
-void rk_conn_set_blocking(rk_conn *c, int blocking);
-int rk_conn_fd(const rk_conn *c);      /* the socket, or -1 */
+RK_INTERNAL void rk_conn_set_blocking(rk_conn *c, int blocking);
+RK_INTERNAL int rk_conn_fd(const rk_conn *c);      /* the socket, or -1 */
 /* Replies read, and times the connection was lost, over the connection's life. */
-void rk_conn_counts(const rk_conn *c, unsigned long *replies, unsigned long *lost);
+RK_INTERNAL void rk_conn_counts(const rk_conn *c, unsigned long *replies, unsigned long *lost);
 /* Blocking: connects if needed, then writes and reads until req is done or its deadline
    passes. Returns REDKV_OK when req->done ran with a reply, else the error given to it. */
-int rk_conn_run(rk_conn *c, rk_req *req);
+RK_INTERNAL int rk_conn_run(rk_conn *c, rk_req *req);
 /* Blocking: runs until no request is left, those queued meanwhile (by done callbacks)
    included. */
-void rk_conn_drain(rk_conn *c);
+RK_INTERNAL void rk_conn_drain(rk_conn *c);
 
 /* Event-driven (non-blocking connection). */
-int rk_conn_start(rk_conn *c);                 /* begins a connect if requests wait and none runs */
-int rk_conn_events(const rk_conn *c);          /* REDKV_READ | REDKV_WRITE */
-int rk_conn_process(rk_conn *c, int events);   /* 0, or the error just given to requests */
-int rk_conn_timeout_ms(const rk_conn *c);      /* -1: nothing to wait for */
+RK_INTERNAL int rk_conn_start(rk_conn *c);                 /* begins a connect if requests wait and none runs */
+RK_INTERNAL int rk_conn_events(const rk_conn *c);          /* REDKV_READ | REDKV_WRITE */
+RK_INTERNAL int rk_conn_process(rk_conn *c, int events);   /* 0, or the error just given to requests */
+RK_INTERNAL int rk_conn_timeout_ms(const rk_conn *c);      /* -1: nothing to wait for */
 
 /* Fails every request written so far (the head with status, the others ECONN) and drops
    the socket; unwritten requests stay queued. Returns status. */
-int rk_conn_fail(rk_conn *c, int status);
+RK_INTERNAL int rk_conn_fail(rk_conn *c, int status);
 /* Fails every request, written or not, with status, and drops the socket. */
-int rk_conn_fail_all(rk_conn *c, int status);
+RK_INTERNAL int rk_conn_fail_all(rk_conn *c, int status);
 
 /* ---- the pool (pool.c) ---------------------------------------------------------------- */
 
@@ -98,10 +99,10 @@ typedef struct rk_pool {
 #endif
 } rk_pool;
 
-int rk_pool_init(rk_pool *p, const rk_config *cfg);
-void rk_pool_free(rk_pool *p);         /* every connection must have been given back */
+RK_INTERNAL int rk_pool_init(rk_pool *p, const rk_config *cfg);
+RK_INTERNAL void rk_pool_free(rk_pool *p);         /* every connection must have been given back */
 /* Borrows a connection, waiting until deadline if all are busy: OK, ETIMEDOUT, ENOMEM. */
-int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out);
-void rk_pool_put(rk_pool *p, rk_conn *c);
+RK_INTERNAL int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out);
+RK_INTERNAL void rk_pool_put(rk_pool *p, rk_conn *c);
 
 #endif

@@ -1,4 +1,6 @@
 /* error.c - each thread's last error, in words (read through redkv_last_error). */
+#include "fmacros.h"
+
 #include <stdio.h>
 #include <string.h>
 

@@ -5,6 +5,7 @@
 #ifndef REDKV_NET_H
 #define REDKV_NET_H
 
+#include "fmacros.h"
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -16,20 +17,20 @@
 /* ---- errors (error.c) ---------------------------------------------------------------- */
 
 /* Records a message for redkv_last_error() in this thread and returns code. */
-int rk_error(int code, const char *fmt, ...)
+RK_INTERNAL int rk_error(int code, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 2, 3)))
 #endif
     ;
-void rk_error_clear(void);
-const char *rk_error_text(void);
+RK_INTERNAL void rk_error_clear(void);
+RK_INTERNAL const char *rk_error_text(void);
 /* Server text fit for a message: at most cap-1 bytes, printable, cut where Redis starts
    echoing our arguments ("with args beginning with"), and any secret (a password, or the
    secret NULL) that still shows replaced by "***". */
-void rk_redact(char *out, size_t cap, const char *text, size_t len, const char *secret);
+RK_INTERNAL void rk_redact(char *out, size_t cap, const char *text, size_t len, const char *secret);
 /* 1 when a server's error says it cannot take a client at all (full, protected mode,
    loading): a refused connection, not a refused command. */
-int rk_refusal(const char *text, size_t len);   /* this thread's last message, or "no error" */
+RK_INTERNAL int rk_refusal(const char *text, size_t len);   /* this thread's last message, or "no error" */
 
 /* ---- configuration (url.c) ------------------------------------------------------------ */
 
@@ -75,12 +76,12 @@ typedef struct rk_config {
 
 /* Reads the URL (NULL: the default) and applies the settings' overrides (set may be NULL).
    0, or ECONFIG / ENOMEM / ETLS with the message set (never naming the password). */
-int rk_config_init(rk_config *cfg, const rk_settings *set);
-void rk_config_free(rk_config *cfg);
+RK_INTERNAL int rk_config_init(rk_config *cfg, const rk_settings *set);
+RK_INTERNAL void rk_config_free(rk_config *cfg);
 /* Sets cfg->where from its host and port (or path): OK or ENOMEM. */
-int rk_config_where(rk_config *cfg);
+RK_INTERNAL int rk_config_where(rk_config *cfg);
 /* A NUL-terminated copy of s[0..n), from the allocator hook; NULL when memory ran out. */
-char *rk_strndup(const char *s, size_t n);
+RK_INTERNAL char *rk_strndup(const char *s, size_t n);
 
 /* ---- requests (conn.c) ------------------------------------------------------------------ */
 
@@ -107,12 +108,12 @@ struct rk_req {
 };
 
 /* CONNECTING: TCP; SECURING: the transport's handshake (TLS); HANDSHAKE: AUTH, SELECT. */
-int64_t rk_now_ms(void);
-int64_t rk_deadline(int timeout_ms);
+RK_INTERNAL int64_t rk_now_ms(void);
+RK_INTERNAL int64_t rk_deadline(int timeout_ms);
 
 /* Queues req on c for the command encode(arg) writes, to go out with the next write:
    deadline 0 means the command timeout from now. 0, or ENOMEM (nothing queued). */
-int rk_conn_queue(rk_conn *c, rk_req *req, rk_encode_fn *encode, const void *arg,
+RK_INTERNAL int rk_conn_queue(rk_conn *c, rk_req *req, rk_encode_fn *encode, const void *arg,
                   int64_t deadline);
 
 #endif

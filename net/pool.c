@@ -1,6 +1,8 @@
 /* pool.c - a bounded set of blocking connections shared by threads. Connections are made
  * on first need; a caller waits for a free one until its deadline. With REDKV_NO_THREADS
  * there are no locks and the pool holds at most one connection. */
+#include "fmacros.h"
+
 #include <errno.h>
 #include <string.h>
 #include <time.h>

@@ -7,6 +7,8 @@
  * retried past the call's deadline. A topology without redirections (one server) never
  * follows any; a written asynchronous request whose connection was lost is not sent
  * again (the async contract: it gets ECONN), but the next one learns the map anew. */
+#include "fmacros.h"
+
 #include <poll.h>
 #include <string.h>
 #include <time.h>

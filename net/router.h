@@ -9,6 +9,7 @@
 #ifndef REDKV_NET_ROUTER_H
 #define REDKV_NET_ROUTER_H
 
+#include "fmacros.h"
 #include "net.h"
 
 /* A command to route: how to write it, and the key it touches (in two parts, prefix and
@@ -37,26 +38,26 @@ typedef struct rk_areq {
 
 /* A router over the configuration's topology (one server, or a cluster's seeds); no I/O.
    OK, or ENOMEM / ECONFIG with the message set. */
-int rk_router_new(const rk_config *cfg, rk_router **out);
+RK_INTERNAL int rk_router_new(const rk_config *cfg, rk_router **out);
 /* Fails every asynchronous request left with ECONN, closes everything. Every borrowed
    connection must have been given back. */
-void rk_router_free(rk_router *r);
+RK_INTERNAL void rk_router_free(rk_router *r);
 
 /* Blocking: runs cmd where it belongs, following redirections and retrying a stale
    connection or a lost node within deadline; req->done runs exactly once, with the final
    reply or an error. Returns req->status. */
-int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *req, int64_t deadline);
+RK_INTERNAL int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *req, int64_t deadline);
 
 /* Asynchronous: queues cmd; a->done runs exactly once, from rk_router_process. 0, or an
    error (ENOMEM) when nothing was queued. a->req.deadline must be set. */
-int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a);
-void rk_areq_free(rk_areq *a);         /* releases a's copy buffer */
+RK_INTERNAL int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a);
+RK_INTERNAL void rk_areq_free(rk_areq *a);         /* releases a's copy buffer */
 
 /* Driving the asynchronous requests from an event loop (one thread at a time). */
-int rk_router_fd(rk_router *r);
-int rk_router_events(rk_router *r);
-int rk_router_process(rk_router *r, int events);
-int rk_router_timeout_ms(rk_router *r);
+RK_INTERNAL int rk_router_fd(rk_router *r);
+RK_INTERNAL int rk_router_events(rk_router *r);
+RK_INTERNAL int rk_router_process(rk_router *r, int events);
+RK_INTERNAL int rk_router_timeout_ms(rk_router *r);
 
 /* Runs a conversation with every master at once (delete_all): start(ctx, i, n, conn,
    one_slot) queues the first requests for master i of n on conn with rk_conn_queue; their done
@@ -66,10 +67,10 @@ int rk_router_timeout_ms(rk_router *r);
    pooled connection turns out to have been closed before any reply. 0, or an error
    reaching the masters (their requests' own errors go to their done callbacks). */
 typedef int rk_start_fn(void *ctx, int i, int n, rk_conn *conn, int one_slot);
-int rk_route_each_master(rk_router *r, rk_start_fn *start, void *ctx, int64_t deadline);
+RK_INTERNAL int rk_route_each_master(rk_router *r, rk_start_fn *start, void *ctx, int64_t deadline);
 
 /* The slot of the key prefix+key (Redis Cluster's CRC16, honouring a {hash tag}). */
-int rk_key_slot(const void *prefix, size_t plen, const void *key, size_t klen);
-uint16_t rk_crc16(const void *p, size_t n);
+RK_INTERNAL int rk_key_slot(const void *prefix, size_t plen, const void *key, size_t klen);
+RK_INTERNAL uint16_t rk_crc16(const void *p, size_t n);
 
 #endif

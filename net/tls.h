@@ -5,11 +5,12 @@
 #ifndef REDKV_NET_TLS_H
 #define REDKV_NET_TLS_H
 
+#include "fmacros.h"
 #include "net.h"
 
 /* Reads cfg's tls_* fields: OK, or ETLS / ECONFIG / ENOMEM with the message set (a file that
    does not load is named; its contents never are). */
-int rk_tls_create(const rk_config *cfg, redkv_transport *tp);
-void rk_tls_destroy(redkv_transport *tp);
+RK_INTERNAL int rk_tls_create(const rk_config *cfg, redkv_transport *tp);
+RK_INTERNAL void rk_tls_destroy(redkv_transport *tp);
 
 #endif

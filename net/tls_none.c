@@ -1,4 +1,6 @@
 /* tls_none.c - a build without TLS: rediss:// is refused, saying how to get it. */
+#include "fmacros.h"
+
 #include "tls.h"
 
 #if !defined(REDKV_TLS_MBEDTLS) && !defined(REDKV_TLS_OPENSSL) && !defined(REDKV_NO_TLS)

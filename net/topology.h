@@ -3,6 +3,7 @@
 #ifndef REDKV_NET_TOPOLOGY_H
 #define REDKV_NET_TOPOLOGY_H
 
+#include "fmacros.h"
 #include "conn.h"
 #include "router.h"
 
@@ -52,19 +53,19 @@ struct rk_router {
 /* A node with the client's settings at host:port (host NULL: the configuration's own
    address, a unix socket maybe); NULL when memory ran out. rk_router_add appends it to
    the router's table (the caller holds the router's lock): 0, or -1 without memory. */
-rk_node *rk_node_new(const rk_config *base, const char *host, size_t hlen, int port);
-void rk_node_free(rk_node *node);
-int rk_router_add(rk_router *r, rk_node *node);
+RK_INTERNAL rk_node *rk_node_new(const rk_config *base, const char *host, size_t hlen, int port);
+RK_INTERNAL void rk_node_free(rk_node *node);
+RK_INTERNAL int rk_router_add(rk_router *r, rk_node *node);
 
 /* For topologies: the node at host:port, added if new; NULL when memory ran out or there
    are too many. rk_router_node_at: the i-th node, or NULL past the end. */
-rk_node *rk_router_node(rk_router *r, const char *host, size_t hlen, int port);
-rk_node *rk_router_node_at(rk_router *r, int i);
+RK_INTERNAL rk_node *rk_router_node(rk_router *r, const char *host, size_t hlen, int port);
+RK_INTERNAL rk_node *rk_router_node_at(rk_router *r, int i);
 /* Reads "host:port" (an IPv6 host maybe in brackets): 0, or -1 when it does not read. */
-int rk_split_addr(const char *addr, size_t len, const char **host, size_t *hlen, int *port);
+RK_INTERNAL int rk_split_addr(const char *addr, size_t len, const char **host, size_t *hlen, int *port);
 
 /* Makes r a Redis Cluster router over the configuration's seeds (cluster.c): OK, ENOMEM,
    or ECONFIG when built with REDKV_NO_CLUSTER. */
-int rk_cluster_attach(rk_router *r);
+RK_INTERNAL int rk_cluster_attach(rk_router *r);
 
 #endif

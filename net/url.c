@@ -1,5 +1,7 @@
 /* url.c - reads a Redis URL the way redis-py does, then applies the options' overrides.
  * Messages never repeat the userinfo part, which may hold a password. */
+#include "fmacros.h"
+
 #include <stdio.h>
 #include <string.h>
 

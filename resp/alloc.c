@@ -1,4 +1,6 @@
 /* alloc.c - the one allocation hook every layer of redkv goes through. */
+#include "fmacros.h"
+
 #include <stdlib.h>
 
 #include "resp.h"

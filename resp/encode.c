@@ -1,4 +1,6 @@
 /* encode.c - writes commands as RESP2 arrays of bulk strings, without printf. */
+#include "fmacros.h"
+
 #include <string.h>
 
 #include "resp.h"

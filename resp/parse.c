@@ -3,6 +3,8 @@
  * A reply is kept as a flat pre-order list of nodes; strings are offsets into the reply's
  * bytes until the reply completes, so the caller may move its buffer between calls. Only
  * complete elements become nodes, and parsing resumes at the first incomplete one. */
+#include "fmacros.h"
+
 #include <string.h>
 
 #include "resp.h"

@@ -1,5 +1,7 @@
 /* api.c - the library-wide public calls: status texts, the last error, the allocator hook,
  * the version. */
+#include "fmacros.h"
+
 #include "store.h"
 
 #define STR_(x) #x

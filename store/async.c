@@ -1,6 +1,8 @@
 /* async.c - the asynchronous forms and the event-loop driving calls. Requests of one client
  * go through its router, pipelined on each node's asynchronous connection; finished request
  * records are kept for reuse, so a steady stream of requests allocates nothing. */
+#include "fmacros.h"
+
 #include <string.h>
 
 #include "store.h"

@@ -1,5 +1,7 @@
 /* client.c - opening and closing: the client shared by a store and its children, and the
  * reference counts that decide when each goes away. */
+#include "fmacros.h"
+
 #include <stddef.h>
 #include <string.h>
 

@@ -6,6 +6,8 @@
  *
  * One SCAN pattern, NS[:_]*, covers both NS:* and NS_*:*; the keys it returns are then
  * checked exactly, since NS_x without a colon is no descendant (it belongs to no store). */
+#include "fmacros.h"
+
 #include <string.h>
 
 #include "store.h"

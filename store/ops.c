@@ -1,5 +1,7 @@
 /* ops.c - the commands of each store operation and the reading of their replies, shared
  * by the blocking and the asynchronous forms. */
+#include "fmacros.h"
+
 #include <string.h>
 
 #include "store.h"
@@ -136,7 +138,7 @@ static void read_pttl(long long ms, rk_result *res)
         res->n = ms < 0 ? 0 : ms;
 }
 
-static int starts_with(const resp_reply *r, const char *word)
+static int reply_starts(const resp_reply *r, const char *word)
 {
     size_t n = strlen(word);
     return r->len >= n && memcmp(r->str, word, n) == 0;
@@ -148,10 +150,10 @@ static void read_error(enum rk_kind kind, const resp_reply *r, rk_result *res)
 {
     char text[200];
     rk_redact(text, sizeof text, r->str, r->len, NULL);
-    res->noscript = kind == OP_RENEW_SHA && starts_with(r, "NOSCRIPT");
+    res->noscript = kind == OP_RENEW_SHA && reply_starts(r, "NOSCRIPT");
     if (rk_refusal(r->str, r->len))
         res->status = rk_error(REDKV_ECONN, "the server refused the connection: %s", text);
-    else if (starts_with(r, "NOAUTH") || starts_with(r, "WRONGPASS"))
+    else if (reply_starts(r, "NOAUTH") || reply_starts(r, "WRONGPASS"))
         res->status = rk_error(REDKV_EAUTH, "not authenticated: %s", text);
     else
         res->status = rk_error(REDKV_ESERVER, "server error: %s", text);

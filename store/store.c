@@ -1,5 +1,7 @@
 /* store.c - the blocking operations: each is one command given to the router, which runs
  * it on a pooled connection of the right node and hands back the final reply. */
+#include "fmacros.h"
+
 #include <string.h>
 
 #include "store.h"

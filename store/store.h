@@ -5,6 +5,7 @@
 #ifndef REDKV_STORE_H
 #define REDKV_STORE_H
 
+#include "fmacros.h"
 #include "router.h"
 
 typedef struct rk_op rk_op;
@@ -58,26 +59,26 @@ typedef struct rk_op_cmd {
 } rk_op_cmd;
 
 /* ops.c */
-int rk_check_key(const redkv *s, const void *key, size_t klen);
-int rk_check_set(const redkv *s, const rk_args *a);
+RK_INTERNAL int rk_check_key(const redkv *s, const void *key, size_t klen);
+RK_INTERNAL int rk_check_set(const redkv *s, const rk_args *a);
 /* Fills oc for operation kind on s with a (which must outlive oc's use). */
-void rk_op_cmd_init(rk_op_cmd *oc, const redkv *s, enum rk_kind kind, const rk_args *a);
-void rk_interpret(enum rk_kind kind, int status, const resp_reply *reply, rk_result *res);
+RK_INTERNAL void rk_op_cmd_init(rk_op_cmd *oc, const redkv *s, enum rk_kind kind, const rk_args *a);
+RK_INTERNAL void rk_interpret(enum rk_kind kind, int status, const resp_reply *reply, rk_result *res);
 
 /* client.c */
 /* The net configuration that opt (may be NULL) describes: rk_config_init's statuses. */
-int rk_config_from_options(rk_config *cfg, const redkv_options *opt);
-void rk_store_release(redkv *s);    /* drops one reference; frees s at zero */
-int rk_ref_add(int *count, int delta);  /* atomically; returns the new value */
+RK_INTERNAL int rk_config_from_options(rk_config *cfg, const redkv_options *opt);
+RK_INTERNAL void rk_store_release(redkv *s);    /* drops one reference; frees s at zero */
+RK_INTERNAL int rk_ref_add(int *count, int delta);  /* atomically; returns the new value */
 /* Ends a redkv_process pass; 1 when the client was shut down meanwhile (cl is gone). */
-int rk_client_finish_process(rk_client *cl);
+RK_INTERNAL int rk_client_finish_process(rk_client *cl);
 /* The deadline of a blocking call starting now: connect and command timeouts together. */
-int64_t rk_call_deadline(const rk_client *cl);
+RK_INTERNAL int64_t rk_call_deadline(const rk_client *cl);
 
 /* async.c */
-void rk_async_free_ops(rk_client *cl);
+RK_INTERNAL void rk_async_free_ops(rk_client *cl);
 
 /* script text, for tests and the benchmark's reference */
-const char *rk_renew_script(void);
+RK_INTERNAL const char *rk_renew_script(void);
 
 #endif

@@ -59,3 +59,32 @@ Test(docs, readme_example_compiles_and_runs, .timeout = 60)
     cr_assert_str_eq(out, "hello");
     cr_assert_eq(system(cmd), 0);
 }
+
+/* The amalgamation (make amalgamation) alone builds the README's example: no -D, no
+   other file (-I. finds its redkv.h), warnings as errors, and it works against a real
+   server. */
+Test(docs, amalgamation_builds_alone_with_no_flags, .timeout = 120)
+{
+    test_server srv;
+    char dir[] = "/tmp/redkv-amalg-XXXXXX", cmd[2048], readme[512], src[128];
+    const char *root = getenv("REDKV_SRC");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(readme, sizeof readme, "%s/README.md", root ? root : ".");
+    snprintf(src, sizeof src, "%s/hello.c", dir);
+    cr_assert_eq(extract_example(readme, src), 0);
+    const char *amalg = build_path("amalgamation/redkv.c");
+    snprintf(cmd, sizeof cmd, "cp %s %.*s/redkv.h %.*s/resp.h %s/ && cd %s && "
+             "cc -std=c99 -Wall -Wextra -Werror -I. -o hello hello.c redkv.c -lpthread",
+             amalg, (int)(strlen(amalg) - 8), amalg, (int)(strlen(amalg) - 8), amalg, dir, dir);
+    cr_assert_eq(system(cmd), 0, "%s", cmd);
+    cr_assert_eq(srv_start(&srv, NULL), 0);
+    snprintf(cmd, sizeof cmd, "REDKV_URL=%s %s/hello > %s/out", srv.url, dir, dir);
+    int status = system(cmd);
+    char out[64];
+    SRV(&srv, out, "GET", "myapp:greeting");
+    srv_stop(&srv);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(WEXITSTATUS(status), 0);
+    cr_assert_str_eq(out, "hello");
+    cr_assert_eq(system(cmd), 0);
+}
