@@ -39,7 +39,7 @@ static const char USAGE[] =
     "      --user NAME      user name for AUTH\n"
     "      --password PASS  password (default: $REDKV_PASSWORD, else from the URL)\n"
     "      --timeout MS     connect and command timeout in milliseconds (default: 5000)\n"
-    "      --max-value BYTES  the longest value sent or read (default: 536870912, 512 MiB)\n"
+    "      --max-value BYTES  the longest value sent or read (default: 536870912: 512 MiB)\n"
     "  -h, --help           show this help\n"
     "      --version        print the library's version\n"
     "\n"
@@ -575,9 +575,9 @@ static int parse_size(const char *s, uint64_t max, size_t *out)
     return 0;
 }
 
-/* Global options, then the command, then its arguments and options. */
 enum info { INFO_NONE, INFO_HELP, INFO_VERSION };   /* --help or --version instead of a command */
 
+/* Global options, then the command, then its arguments and options. */
 static int parse(cli *c, int argc, char **argv, enum info *info)
 {
     char buf[96];
