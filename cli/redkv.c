@@ -6,7 +6,9 @@
  * bad input (exit 2) never reaches the server. A password is never printed: it is not
  * echoed in any message, and neither is the URL that may hold one. */
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,7 +39,9 @@ static const char USAGE[] =
     "      --user NAME      user name for AUTH\n"
     "      --password PASS  password (default: $REDKV_PASSWORD, else from the URL)\n"
     "      --timeout MS     connect and command timeout in milliseconds (default: 5000)\n"
+    "      --max-value BYTES  the longest value sent or read (default: 536870912: 512 MiB)\n"
     "  -h, --help           show this help\n"
+    "      --version        print the library's version\n"
     "\n"
     "COMMANDS\n"
     "  set KEY VALUE [--expires-in DUR | --keep-ttl]    VALUE \"-\" reads standard input\n"
@@ -52,22 +56,118 @@ static const char USAGE[] =
     "EXIT: 0 done; 1 missing or false; 2 usage or bad input; 3 connection, timeout or auth;\n"
     "      4 server or protocol error\n";
 
-/* One line on standard error, "redkv: ...". */
+/* ---- passwords never shown ---------------------------------------------------------- */
+
+/* Every password the user gave (--password, $REDKV_PASSWORD, a URL's), so that no message
+   repeats one. File-wide because the tool runs one command and every message needs it. */
+#define MAX_SECRETS 16
+static struct { const char *p; size_t len; } secrets[MAX_SECRETS];
+static int nsecrets;
+static int secrets_lost;      /* more than MAX_SECRETS: no user text is echoed at all */
+
+static void remember_secret(const char *p, size_t len)
+{
+    if (!len)
+        return;
+    if (nsecrets == MAX_SECRETS)
+        secrets_lost = 1;
+    else
+        secrets[nsecrets].p = p, secrets[nsecrets++].len = len;
+}
+
+/* Where the userinfo of a URL-like text ends (its last '@' after "://", or after the start
+   when there is no scheme), or NULL when it has none. */
+static const char *userinfo_end(const char *text, const char **start)
+{
+    const char *scheme_end = strstr(text, "://");
+    *start = scheme_end ? scheme_end + 3 : text;
+    return strrchr(*start, '@');
+}
+
+/* The password part of a URL (after the first ':' of its userinfo), remembered. */
+static void remember_url_secret(const char *url)
+{
+    const char *start, *at = userinfo_end(url, &start);
+    if (!at)
+        return;
+    const char *colon = memchr(start, ':', (size_t)(at - start));
+    if (colon)
+        remember_secret(colon + 1, (size_t)(at - colon - 1));
+    else
+        remember_secret(start, (size_t)(at - start));   /* user@ may be a mistyped password */
+}
+
+static const char *find_bytes(const char *hay, size_t haylen, const char *needle, size_t n)
+{
+    for (size_t i = 0; n && i + n <= haylen; i++)
+        if (!memcmp(hay + i, needle, n))
+            return hay + i;
+    return NULL;
+}
+
+/* Does text hold any remembered password? */
+static int holds_secret(const char *text)
+{
+    for (int k = 0; k < nsecrets; k++)
+        if (find_bytes(text, strlen(text), secrets[k].p, secrets[k].len))
+            return 1;
+    return secrets_lost;
+}
+
+/* User-typed text fit for a message: in buf, at most 40 characters, a URL's userinfo
+   replaced ("redis://:***@host"); or NULL when it must not be shown at all. */
+static const char *shown(const char *arg, char *buf, size_t cap)
+{
+    const char *start, *at = userinfo_end(arg, &start);
+    if (holds_secret(arg))
+        return NULL;
+    if (!at) {
+        snprintf(buf, cap, "%.40s", arg);
+        return buf;
+    }
+    const char *colon = memchr(start, ':', (size_t)(at - start));
+    int keep = (int)(colon ? colon + 1 - arg : start - arg);   /* scheme, user and ':' */
+    snprintf(buf, cap, "%.*s***%.30s", keep > 30 ? 30 : keep, arg, at);
+    return buf;
+}
+
+/* Copies msg into out (of cap bytes) with every remembered password replaced by "***". */
+static void redact(const char *msg, char *out, size_t cap)
+{
+    size_t n = 0, len = strlen(msg);
+    for (size_t i = 0; i < len && n + 4 < cap;) {
+        int hit = 0;
+        for (int k = 0; k < nsecrets && !hit; k++)
+            if (secrets[k].len <= len - i && !memcmp(msg + i, secrets[k].p, secrets[k].len)) {
+                memcpy(out + n, "***", 3);
+                n += 3;
+                i += secrets[k].len;
+                hit = 1;
+            }
+        if (!hit)
+            out[n++] = msg[i++];
+    }
+    out[n] = 0;
+}
+
+/* One line on standard error, "redkv: ...", and never a password (the last line of defence:
+   callers already show user text only through shown()). */
 static void complain(const char *fmt, ...)
 {
+    char msg[1024], clean[1024];
     va_list ap;
-    fputs("redkv: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    redact(msg, clean, sizeof clean);
+    fprintf(stderr, "redkv: %s\n", clean);
 }
 
 /* ---- parsing --------------------------------------------------------------------------- */
 
 enum opt_id {
     O_URL, O_NAMESPACE, O_NO_NAMESPACE, O_CHILD, O_DB, O_PORT, O_USER, O_PASSWORD, O_TIMEOUT,
-    O_HELP, O_EXPIRES_IN, O_KEEP_TTL, O_RENEW_FOR
+    O_MAX_VALUE, O_HELP, O_VERSION, O_EXPIRES_IN, O_KEEP_TTL, O_RENEW_FOR
 };
 
 typedef struct opt_def {
@@ -82,7 +182,8 @@ static const opt_def GLOBAL_OPTS[] = {
     {O_NO_NAMESPACE, 0, "no-namespace", 0}, {O_CHILD, 'c', "child", 1},
     {O_DB, 0, "db", 1},              {O_PORT, 0, "port", 1},
     {O_USER, 0, "user", 1},          {O_PASSWORD, 0, "password", 1},
-    {O_TIMEOUT, 0, "timeout", 1},    {O_HELP, 'h', "help", 0},
+    {O_TIMEOUT, 0, "timeout", 1},    {O_MAX_VALUE, 0, "max-value", 1},
+    {O_HELP, 'h', "help", 0},        {O_VERSION, 0, "version", 0},
 };
 
 static const opt_def COMMAND_OPTS[] = {
@@ -94,6 +195,18 @@ static const opt_def COMMAND_OPTS[] = {
 
 /* Is arg an option (rather than a positional argument)? "-" alone is a value (stdin). */
 static int is_option(const char *arg) { return arg[0] == '-' && arg[1] != 0; }
+
+/* "unknown option": its name (the first namelen bytes of arg), if it may be shown. */
+static void unknown_option(const char *arg, size_t namelen)
+{
+    char name[48], buf[96];
+    snprintf(name, sizeof name, "%.*s", (int)(namelen < sizeof name ? namelen : sizeof name - 1), arg);
+    const char *text = holds_secret(arg) ? NULL : shown(name, buf, sizeof buf);
+    if (text)
+        complain("unknown option %s (see redkv --help)", text);
+    else
+        complain("unknown option (see redkv --help)");
+}
 
 /* Reads the option at argv[*i] (advancing *i past its value, if any) into *def and *val.
    Returns 0, or -1 after a message. Only the option's name is ever echoed, never a value. */
@@ -130,8 +243,7 @@ static int read_option(const opt_def *defs, size_t ndefs, const opt_def *other, 
         if (misplaced)
             complain("--%s belongs %s (see redkv --help)", misplaced, where);
         else
-            complain("unknown option %s%.*s (see redkv --help)", is_long ? "--" : "-", (int)namelen,
-                     arg + (is_long ? 2 : 1));
+            unknown_option(arg, is_long ? namelen + 2 : 2);
         return -1;
     }
     if (!d->takes_value) {
@@ -249,23 +361,31 @@ typedef struct cli {
     int progress_shown;
 } cli;
 
-/* Reads all of standard input (binary). */
-static int read_stdin(char **out, size_t *len)
+/* The longest value read from standard input unless --max-value says otherwise: the
+   library's default max_value_len, Redis's own proto-max-bulk-len. */
+#define DEFAULT_MAX_VALUE ((size_t)512 << 20)
+
+enum stdin_result { STDIN_OK, STDIN_UNREADABLE, STDIN_NOMEM, STDIN_TOO_LONG };
+
+/* Reads standard input (binary) into *out, at most limit bytes. Reading stops at the first
+   byte past the limit (STDIN_TOO_LONG), so an endless input never fills the memory. */
+static enum stdin_result read_stdin(size_t limit, char **out, size_t *len)
 {
-    size_t cap = 65536, n = 0;
+    size_t most = limit + 1;               /* a byte past the limit proves it too long */
+    size_t cap = most < 65536 ? most : 65536, n = 0;
     char *buf = malloc(cap);
     if (!buf)
-        return -1;
+        return STDIN_NOMEM;
     for (;;) {
         if (n == cap) {
-            char *bigger = cap > SIZE_MAX / 2 ? NULL : realloc(buf, cap * 2);
+            size_t want = cap > most / 2 ? most : cap * 2;
+            char *bigger = n == most ? NULL : realloc(buf, want);
             if (!bigger) {
                 free(buf);
-                errno = ENOMEM;
-                return -1;
+                return n == most ? STDIN_TOO_LONG : STDIN_NOMEM;
             }
             buf = bigger;
-            cap *= 2;
+            cap = want;
         }
         ssize_t got = read(STDIN_FILENO, buf + n, cap - n);
         if (got < 0 && errno == EINTR)
@@ -274,7 +394,7 @@ static int read_stdin(char **out, size_t *len)
             int e = errno;
             free(buf);
             errno = e;
-            return -1;
+            return STDIN_UNREADABLE;
         }
         if (got == 0)
             break;
@@ -282,7 +402,27 @@ static int read_stdin(char **out, size_t *len)
     }
     *out = buf;
     *len = n;
-    return 0;
+    return STDIN_OK;
+}
+
+/* The value of "set KEY -": 0, or the exit code after a message. */
+static int take_stdin_value(cli *c)
+{
+    size_t limit = c->opt.max_value_len ? c->opt.max_value_len : DEFAULT_MAX_VALUE;
+    switch (read_stdin(limit, &c->stdin_value, &c->stdin_len)) {
+    case STDIN_OK:
+        return EXIT_DONE;
+    case STDIN_UNREADABLE:
+        complain("cannot read standard input: %s", strerror(errno));
+        return EXIT_USAGE;
+    case STDIN_NOMEM:
+        complain("out of memory reading standard input");
+        return EXIT_SERVER;
+    case STDIN_TOO_LONG:
+        complain("the value on standard input is longer than %zu bytes (see --max-value)", limit);
+        return EXIT_SERVER;
+    }
+    return EXIT_SERVER;
 }
 
 static int exit_code(int status)
@@ -294,7 +434,8 @@ static int exit_code(int status)
     case REDKV_ECONFIG: return EXIT_USAGE;
     case REDKV_ECONN:
     case REDKV_ETIMEDOUT:
-    case REDKV_EAUTH: return EXIT_CONN;
+    case REDKV_EAUTH:
+    case REDKV_ETLS: return EXIT_CONN;
     default: return EXIT_SERVER;
     }
 }
@@ -317,10 +458,13 @@ static void show_progress(uint64_t deleted, void *arg)
     c->progress_shown = 1;
 }
 
+/* Writes to standard output. A reader that went away (EPIPE: `redkv get k | head -c 10`)
+   ends the run quietly with exit 4, as any other failed write does with a message. */
 static int write_all(const void *p, size_t n)
 {
     if ((n && fwrite(p, 1, n, stdout) != n) || fflush(stdout) != 0) {
-        complain("cannot write to standard output: %s", strerror(errno));
+        if (errno != EPIPE)
+            complain("cannot write to standard output: %s", strerror(errno));
         return EXIT_SERVER;
     }
     return EXIT_DONE;
@@ -392,9 +536,51 @@ static int run(cli *c, redkv *s)
     return EXIT_SERVER;
 }
 
-/* Global options, then the command, then its arguments and options. */
-static int parse(cli *c, int argc, char **argv, int *help)
+/* Remembers every password on the command line and in the environment before any message
+   can be printed: a stray one may come before the option that names it. */
+static void remember_secrets(int argc, char **argv)
 {
+    const char *env = getenv("REDKV_PASSWORD");
+    if (env)
+        remember_secret(env, strlen(env));
+    env = getenv("REDKV_URL");
+    if (env)
+        remember_url_secret(env);
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *next = i + 1 < argc ? argv[i + 1] : "";
+        if (!strcmp(a, "--password"))
+            remember_secret(next, strlen(next));
+        else if (!strncmp(a, "--password=", 11))
+            remember_secret(a + 11, strlen(a + 11));
+        else if (!strcmp(a, "--url") || !strcmp(a, "-u"))
+            remember_url_secret(next);
+        else if (!strncmp(a, "--url=", 6))
+            remember_url_secret(a + 6);
+        else if (!strncmp(a, "-u", 2))
+            remember_url_secret(a + 2);
+    }
+}
+
+/* A whole number of bytes in [1, max]. */
+static int parse_size(const char *s, uint64_t max, size_t *out)
+{
+    char *end;
+    if (*s < '0' || *s > '9')
+        return -1;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || *end || v < 1 || v > max || v > SIZE_MAX - 1)
+        return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+enum info { INFO_NONE, INFO_HELP, INFO_VERSION };   /* --help or --version instead of a command */
+
+/* Global options, then the command, then its arguments and options. */
+static int parse(cli *c, int argc, char **argv, enum info *info)
+{
+    char buf[96];
     int i = 1, ended = 0;
     const char *ns = NULL;
     const opt_def *d;
@@ -439,7 +625,12 @@ static int parse(cli *c, int argc, char **argv, int *help)
                 return complain("--timeout needs milliseconds, a whole number from 1"), EXIT_USAGE;
             c->opt.connect_timeout_ms = c->opt.command_timeout_ms = (int)n;
             break;
-        case O_HELP: *help = 1; return EXIT_DONE;
+        case O_MAX_VALUE:
+            if (parse_size(val, UINT64_C(1) << 40, &c->opt.max_value_len))
+                return complain("--max-value needs a number of bytes from 1"), EXIT_USAGE;
+            break;
+        case O_HELP: *info = INFO_HELP; return EXIT_DONE;
+        case O_VERSION: *info = INFO_VERSION; return EXIT_DONE;
         default: break;
         }
     }
@@ -456,10 +647,10 @@ static int parse(cli *c, int argc, char **argv, int *help)
     if (!c->cmd) {
         if (is_option(argv[i]))   /* only after "--" */
             complain("expected a command after --, not an option (see redkv --help)");
-        else if (c->opt.password && !strcmp(argv[i], c->opt.password))
-            complain("unknown command (see redkv --help)");   /* a stray password: not echoed */
+        else if (!shown(argv[i], buf, sizeof buf))
+            complain("unknown command (see redkv --help)");   /* holds a password */
         else
-            complain("unknown command \"%.40s\" (see redkv --help)", argv[i]);
+            complain("unknown command \"%s\" (see redkv --help)", buf);
         return EXIT_USAGE;
     }
 
@@ -484,7 +675,7 @@ static int parse(cli *c, int argc, char **argv, int *help)
                         "before the command", argc, argv, &i, &d, &val))
             return EXIT_USAGE;
         if (d->id == O_HELP) {
-            *help = 1;
+            *info = INFO_HELP;
             return EXIT_DONE;
         }
         int fits = (d->id == O_RENEW_FOR && c->cmd->id == C_GET) ||
@@ -497,7 +688,10 @@ static int parse(cli *c, int argc, char **argv, int *help)
             c->keep_ttl = 1;
         } else if (parse_duration(val, d->id == O_RENEW_FOR ? &c->renew_for_ms : &c->expires_in_ms,
                                   &why)) {
-            complain("--%s: bad duration \"%.40s\": %s", d->long_name, val, why);
+            if (shown(val, buf, sizeof buf))
+                complain("--%s: bad duration \"%s\": %s", d->long_name, buf, why);
+            else
+                complain("--%s: bad duration: %s", d->long_name, why);
             return EXIT_USAGE;
         } else if (d->id == O_EXPIRES_IN) {
             have_expiry = 1;
@@ -512,20 +706,80 @@ static int parse(cli *c, int argc, char **argv, int *help)
     return EXIT_DONE;
 }
 
+/* Reopens each closed descriptor among 0, 1 and 2 on /dev/null, so that nothing opened
+   later (a socket to Redis) can take its number and receive what is meant for standard
+   output or error. 0, or -1 when /dev/null cannot be opened. */
+static int guard_standard_fds(void)
+{
+    for (int fd = STDIN_FILENO; fd <= STDERR_FILENO; fd++) {
+        if (fcntl(fd, F_GETFD) != -1 || errno != EBADF)
+            continue;
+        int null_fd = open("/dev/null", O_RDWR);
+        if (null_fd < 0)
+            return -1;
+        if (null_fd != fd) {           /* cannot happen: lower ones are open by now */
+            int moved = dup2(null_fd, fd);
+            close(null_fd);
+            if (moved != fd)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+/* "redkv X.Y.Z": the version of the library linked in. */
+static int print_version(void)
+{
+    char line[64];
+    int n = snprintf(line, sizeof line, "redkv %s\n", redkv_version());
+    return write_all(line, n > 0 && (size_t)n < sizeof line ? (size_t)n : 0);
+}
+
+/* Opens the store and its child namespaces, runs the command: the exit code. */
+static int open_and_run(cli *c)
+{
+    redkv *root = NULL, *s;
+    int st = redkv_open(&root, &c->opt);
+    if (st != REDKV_OK)
+        return fail(st);
+    s = root;
+    for (int k = 0; k < c->nchildren && st == REDKV_OK; k++) {
+        redkv *child;
+        st = redkv_with_namespace(s, c->children[k], &child);
+        if (st == REDKV_OK) {
+            if (s != root)
+                redkv_close(s);
+            s = child;
+        }
+    }
+    int rc = st == REDKV_OK ? run(c, s) : fail(st);
+    if (s != root)
+        redkv_close(s);
+    redkv_close(root);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     cli c;
-    int help = 0, rc;
+    int rc;
+    enum info info = INFO_NONE;
+    if (guard_standard_fds() != 0)
+        return EXIT_SERVER;            /* no /dev/null: nothing can be said, or done, safely */
+    signal(SIGPIPE, SIG_IGN);          /* a reader gone is EPIPE from write: see write_all */
     memset(&c, 0, sizeof c);
     c.children = malloc(sizeof *c.children * (size_t)(argc > 0 ? argc : 1));
     if (!c.children) {
         complain("out of memory");
         return EXIT_SERVER;
     }
-    rc = parse(&c, argc, argv, &help);
-    if (rc != EXIT_DONE || help) {
-        if (help)
-            fputs(USAGE, stdout);
+    remember_secrets(argc, argv);
+    rc = parse(&c, argc, argv, &info);
+    if (rc == EXIT_DONE && info == INFO_HELP)
+        rc = write_all(USAGE, sizeof USAGE - 1);
+    else if (rc == EXIT_DONE && info == INFO_VERSION)
+        rc = print_version();
+    if (rc != EXIT_DONE || info != INFO_NONE) {
         free(c.children);
         return rc;
     }
@@ -537,36 +791,14 @@ int main(int argc, char **argv)
         const char *env = getenv("REDKV_PASSWORD");
         c.opt.password = env && *env ? env : NULL;
     }
-    if (c.cmd->id == C_SET && !strcmp(c.pos[1], "-") && read_stdin(&c.stdin_value, &c.stdin_len)) {
-        complain("cannot read standard input: %s", strerror(errno));
-        free(c.children);
-        return EXIT_USAGE;
-    }
-    if (c.cmd->id == C_DELETE_ALL && isatty(STDERR_FILENO)) {
+    if (c.cmd->id == C_SET && !strcmp(c.pos[1], "-"))
+        rc = take_stdin_value(&c);
+    if (rc == EXIT_DONE && c.cmd->id == C_DELETE_ALL && isatty(STDERR_FILENO)) {
         c.opt.progress = show_progress;
         c.opt.progress_arg = &c;
     }
-
-    redkv *root = NULL, *s;
-    int st = redkv_open(&root, &c.opt);
-    if (st != REDKV_OK) {
-        rc = fail(st);
-    } else {
-        s = root;
-        for (int k = 0; k < c.nchildren && st == REDKV_OK; k++) {
-            redkv *child;
-            st = redkv_with_namespace(s, c.children[k], &child);
-            if (st == REDKV_OK) {
-                if (s != root)
-                    redkv_close(s);
-                s = child;
-            }
-        }
-        rc = st == REDKV_OK ? run(&c, s) : fail(st);
-        if (s != root)
-            redkv_close(s);
-        redkv_close(root);
-    }
+    if (rc == EXIT_DONE)
+        rc = open_and_run(&c);
     free(c.stdin_value);
     free(c.children);
     return rc;

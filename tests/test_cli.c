@@ -12,12 +12,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 
 #include "fixture.h"
+#include "redkv.h"
 #include "resp.h"
 
 extern char **environ;
@@ -48,6 +50,7 @@ typedef struct run {
     char *out, *err;          /* NUL-terminated (binary output: use outlen) */
     size_t outlen, errlen;
     long long ms;             /* how long it ran */
+    size_t in_taken;          /* bytes of standard input written before the tool quit or ended */
 } run;
 
 typedef struct run_opts {
@@ -56,6 +59,9 @@ typedef struct run_opts {
     const char *const *env;   /* "NAME=value" to set, or "NAME" to unset; REDKV_URL defaults to
                                  the server's, REDKV_PASSWORD to unset */
     int tty_stderr;           /* standard error on a pseudo-terminal */
+    unsigned closed_fds;      /* bit n: descriptor n (0, 1, 2) is closed when the tool starts */
+    size_t out_limit;         /* > 0: stop reading standard output after this many bytes */
+    rlim_t address_space;     /* > 0: the tool's RLIMIT_AS, in bytes */
 } run_opts;
 
 static int slow(void) { return getenv("REDKV_VALGRIND") != NULL; }
@@ -136,6 +142,12 @@ static run run_cli(const run_opts *o, const char *const *args)
         dup2(err[1], 2);
         for (int fd = 3; fd < 256; fd++)
             close(fd);
+        for (int fd = 0; fd <= 2; fd++)
+            if (o->closed_fds & (1u << fd))
+                close(fd);
+        struct rlimit as = {o->address_space, o->address_space};
+        if (o->address_space && setrlimit(RLIMIT_AS, &as) != 0)
+            _exit(126);
         execve(exe, (char *const *)argv, env);
         _exit(127);
     }
@@ -159,8 +171,10 @@ static run run_cli(const run_opts *o, const char *const *args)
             ssize_t got = read(out[0], buf, sizeof buf);
             if (got > 0)
                 append(&r.out, &r.outlen, &outcap, buf, (size_t)got);
-            else
-                open_out = 0;
+            if (got <= 0 || (o->out_limit && r.outlen >= o->out_limit)) {
+                open_out = 0;      /* a reader that goes away, as `| head -c N` does */
+                close(out[0]);
+            }
         }
         if (p[1].revents) {
             ssize_t got = read(err[0], buf, sizeof buf);
@@ -182,11 +196,11 @@ static run run_cli(const run_opts *o, const char *const *args)
             }
         }
     }
-    close(out[0]);
     close(err[0]);
     int status;
     cr_assert_eq(waitpid(pid, &status, 0), pid);
     r.ms = now_ms() - t0;
+    r.in_taken = written;
     r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     if (!r.out)
         append(&r.out, &r.outlen, &outcap, "", 0);
@@ -868,5 +882,190 @@ Test(cli_auth, a_password_is_never_shown)
     r = CLI("--user", "nobody", "--password", PASSWORD, "ping");   /* WRONGPASS */
     EXPECT(r, 3, "");
     expect_no_password(&r, PASSWORD);
+    run_free(&r);
+}
+
+/* ---- hardening (issue #14) ---------------------------------------------------------------- */
+
+/* The server's command counts since the last CONFIG RESETSTAT, as "get=2 ping=1" (sorted by
+   the server; INFO and CONFIG, which the test itself sends, left out). */
+static const char *commands_seen(void)
+{
+    static char out[16384], seen[1024];
+    size_t n = 0;
+    cr_assert_eq(SRV(&srv, out, "INFO", "commandstats"), RESP_BULK);
+    seen[0] = 0;
+    for (const char *p = strstr(out, "cmdstat_"); p; p = strstr(p, "cmdstat_")) {
+        p += strlen("cmdstat_");
+        const char *colon = strchr(p, ':'), *calls = strstr(p, "calls=");
+        cr_assert(colon && calls);
+        if (!strncmp(p, "info", 4) || !strncmp(p, "config", 6))
+            continue;
+        n += (size_t)snprintf(seen + n, sizeof seen - n, "%s%.*s=%ld", n ? " " : "",
+                              (int)(colon - p), p, atol(calls + 6));
+        cr_assert(n < sizeof seen);
+    }
+    return seen;
+}
+
+/* Before the fix, a closed descriptor stayed closed: writing the value failed (exit 4), and
+   had a socket taken number 1, the value would have gone to Redis as commands. */
+Test(cli, closed_standard_descriptors_are_opened_on_dev_null)
+{
+    char out[64];
+    if (slow())
+        return;                /* valgrind's log file takes the closed number: the plain run checks */
+    SRV(&srv, out, "SET", "LITESTAR:evil", "SET injected pwned\r\n");
+    SRV(&srv, out, "CONFIG", "RESETSTAT");
+    static const unsigned closed[] = {1u << 1, 1u << 1 | 1u << 2, 7u};
+    for (size_t i = 0; i < sizeof closed / sizeof *closed; i++) {
+        run r = run_cli(&(run_opts){.closed_fds = closed[i]}, ARGS("get", "evil"));
+        EXPECT(r, 0, "");                      /* the value went to /dev/null */
+        cr_assert_eq(r.errlen, 0, "stderr: %s", r.err);
+        run_free(&r);
+    }
+    run r = run_cli(&(run_opts){.closed_fds = 1u << 1}, ARGS("ping"));
+    EXPECT(r, 0, "");
+    cr_assert_eq(r.errlen, 0, "stderr: %s", r.err);
+    run_free(&r);
+    r = run_cli(&(run_opts){.closed_fds = 1u << 2}, ARGS("get", "nope"));
+    EXPECT(r, 1, "");
+    run_free(&r);
+    const char *seen = commands_seen();
+    cr_assert_str_eq(seen, "get=4 ping=1", "nothing but the commands asked for: %s", seen);
+    cr_assert_eq(SRV_INT("EXISTS", "injected"), 0, "the value reached the server as a command");
+
+    r = run_cli(&(run_opts){.closed_fds = 1u << 0}, ARGS("set", "k", "-"));
+    EXPECT(r, 0, "");                          /* a closed stdin reads as empty */
+    run_free(&r);
+    cr_assert_str_eq(srv_get("LITESTAR:k"), "");
+}
+
+/* User text that looks like a URL with a password, or holds a password given anywhere. */
+Test(cli, a_password_typed_in_the_wrong_place_is_never_shown)
+{
+    const char *pw = "hunter2-Xq";
+    const char *const *const cases[] = {
+        ARGS("redis://:hunter2-Xq@h:6379", "ping"),          /* the URL as the command */
+        ARGS("redis://admin:hunter2-Xq@h/0", "ping"),
+        ARGS("unix://:hunter2-Xq@/tmp/redis.sock", "ping"),
+        ARGS(":hunter2-Xq@h:6379", "ping"),                  /* no scheme */
+        ARGS("--redis://:hunter2-Xq@h", "ping"),             /* as an option */
+        ARGS("set", "k", "v", "--expires-in", "redis://:hunter2-Xq@h"),
+        ARGS("hunter2-Xq", "--password", "hunter2-Xq"),      /* named after the stray one */
+        ARGS("--password=hunter2-Xq", "get", "k", "--renew-for", "hunter2-Xq"),
+        ARGS("-u", "redis://:hunter2-Xq@127.0.0.1:1", "hunter2-Xq"),
+        ARGS("-uredis://u:hunter2-Xq@127.0.0.1:1", "x-hunter2-Xq-x"),
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        run r = run_cli(&(run_opts){0}, cases[i]);
+        EXPECT(r, 2, "");
+        expect_one_line_error(&r);
+        expect_no_password(&r, pw);
+        cr_assert(!contains(r.err, r.errlen, "hunter"), "case %zu: %s", i, r.err);
+        run_free(&r);
+    }
+    run r = CLI("redis://:hunter2-Xq@h:6379", "ping");       /* still says what was wrong */
+    cr_assert(contains(r.err, r.errlen, "unknown command \"redis://:***@h:6379\""), "%s", r.err);
+    run_free(&r);
+    r = CLI_ENV(ARGS("REDKV_PASSWORD=hunter2-Xq"), "hunter2-Xq", "k");
+    EXPECT(r, 2, "");
+    expect_no_password(&r, pw);
+    run_free(&r);
+    r = CLI_ENV(ARGS("REDKV_PASSWORD=hunter2-Xq"), "set", "k", "v", "--expires-in", "1hunter2-Xq");
+    EXPECT(r, 2, "");
+    expect_no_password(&r, pw);
+    run_free(&r);
+}
+
+#define MIB ((size_t)1 << 20)
+
+/* Before the fix, all of standard input was read before the limit was checked. */
+Test(cli, a_value_past_max_value_stops_the_reading)
+{
+    char *data = calloc(1, 2 * MIB);
+    cr_assert_not_null(data);
+    run r = run_cli(&(run_opts){.in = data, .inlen = 2 * MIB},
+                    ARGS("--max-value", "1048576", "set", "k", "-"));
+    EXPECT(r, 4, "");
+    expect_one_line_error(&r);
+    cr_assert(r.in_taken < 2 * MIB, "all %zu bytes were read", r.in_taken);
+    cr_assert(r.in_taken > MIB, "only %zu bytes were read", r.in_taken);
+    run_free(&r);
+    cr_assert_null(srv_get("LITESTAR:k"), "nothing is sent");
+
+    r = run_cli(&(run_opts){.in = data, .inlen = MIB}, ARGS("--max-value", "1048576", "set", "k", "-"));
+    EXPECT(r, 0, "");                          /* exactly the limit is fine */
+    run_free(&r);
+    cr_assert_eq(SRV_INT("STRLEN", "LITESTAR:k"), (long long)MIB);
+    free(data);
+
+    r = CLI("--max-value", "4", "set", "k", "hello");      /* on the command line: ETOOBIG */
+    EXPECT(r, 4, "");
+    run_free(&r);
+    r = CLI("--max-value", "1000", "get", "k");            /* a longer stored value */
+    EXPECT(r, 4, "");
+    cr_assert_eq(r.outlen, 0);
+    run_free(&r);
+    static const char *const bad[] = {"0", "-1", "1k", "", "99999999999999999999"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        r = CLI("--max-value", bad[i], "ping");
+        EXPECT(r, 2, "");
+        run_free(&r);
+    }
+}
+
+/* Memory running out while reading standard input is exit 4 (it was 2). A sanitizer or
+   valgrind cannot run in a small address space. */
+Test(cli, out_of_memory_reading_stdin_exits_4)
+{
+    if (slow() || getenv("ASAN_OPTIONS"))
+        return;                /* runs in the plain `make test` (cr_skip_test leaks, to valgrind) */
+    size_t len = 80 * MIB;
+    char *data = calloc(1, len);
+    cr_assert_not_null(data);
+    run r = run_cli(&(run_opts){.in = data, .inlen = len, .address_space = 64 * MIB},
+                    ARGS("set", "k", "-"));
+    free(data);
+    EXPECT(r, 4, "");
+    expect_one_line_error(&r);
+    cr_assert(contains(r.err, r.errlen, "out of memory"), "%s", r.err);
+    run_free(&r);
+    cr_assert_null(srv_get("LITESTAR:k"));
+}
+
+/* `redkv get big | head -c 10` was killed by SIGPIPE (141). */
+Test(cli, a_reader_gone_away_is_exit_4_quietly)
+{
+    size_t len = 4 * MIB;                      /* far more than a pipe holds */
+    char *data = malloc(len);
+    cr_assert_not_null(data);
+    memset(data, 'x', len);
+    run r = CLI_IN(data, len, "set", "big", "-");
+    EXPECT(r, 0, "");
+    run_free(&r);
+    free(data);
+    r = run_cli(&(run_opts){.out_limit = 10}, ARGS("get", "big"));
+    EXPECT(r, 4, NULL);
+    cr_assert_eq(r.errlen, 0, "stderr: %s", r.err);
+    run_free(&r);
+}
+
+Test(cli, version)
+{
+    char version[32], want[64];
+    snprintf(version, sizeof version, "%d.%d.%d", REDKV_VERSION_MAJOR, REDKV_VERSION_MINOR,
+             REDKV_VERSION_PATCH);
+    cr_assert_str_eq(redkv_version(), version);
+    snprintf(want, sizeof want, "redkv %s\n", version);
+    run r = CLI("--version");
+    EXPECT(r, 0, want);
+    cr_assert_eq(r.errlen, 0);
+    run_free(&r);
+    r = CLI("--version=1");
+    EXPECT(r, 2, "");
+    run_free(&r);
+    r = CLI("--help");
+    cr_assert(contains(r.out, r.outlen, "--version") && contains(r.out, r.outlen, "--max-value"));
     run_free(&r);
 }
