@@ -69,7 +69,7 @@ $(LOOP_EXAMPLES): $(BUILD)/examples/%: examples/%.c $(BUILD)/libredkv.a include/
 	@mkdir -p $(dir $@)
 	@if printf '#include <%s>\nint main(void) { return 0; }\n' '$(LOOP_HEADER_$*)' | \
 		$(CC) $(LDFLAGS) -x c - -o $@.probe $(LOOP_LIBS_$*) >/dev/null 2>&1; then rm -f $@.probe; \
-	else rm -f $@.probe; echo "$@: skipped, $(LOOP_HEADER_$*) / $(LOOP_LIBS_$*) not installed"; exit 0; fi; \
+	else rm -f $@.probe $@; echo "$@: skipped, $(LOOP_HEADER_$*) / $(LOOP_LIBS_$*) not installed"; exit 0; fi; \
 	echo '$(LOOP_CC_CMD)'; $(LOOP_CC_CMD)
 
 # One Criterion binary holds every test, so `make test` ends with one summary line.
