@@ -25,9 +25,11 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)
 CLI_SRC := $(wildcard cli/*.c)
 TEST_SRC := $(wildcard tests/*.c)
-EXAMPLES := $(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c))
+# The event-loop examples need their loop's library (the library itself never does).
+LOOP_EXAMPLES := $(patsubst %,$(BUILD)/examples/%,libuv_loop libevent_loop libev_loop)
+EXAMPLES := $(filter-out $(LOOP_EXAMPLES),$(patsubst examples/%.c,$(BUILD)/examples/%,$(wildcard examples/*.c)))
 
-all: $(BUILD)/libredkv.a $(BUILD)/libredkv.so $(if $(CLI_SRC),$(BUILD)/redkv) $(EXAMPLES)
+all: $(BUILD)/libredkv.a $(BUILD)/libredkv.so $(if $(CLI_SRC),$(BUILD)/redkv) $(EXAMPLES) $(LOOP_EXAMPLES)
 
 $(BUILD)/obj/%.o: %.c $(wildcard include/*.h resp/*.h net/*.h store/*.h)
 	@mkdir -p $(dir $@)
@@ -51,6 +53,24 @@ $(BUILD)/redkv: $(CLI_SRC) $(BUILD)/libredkv.a include/redkv.h
 $(BUILD)/examples/%: examples/%.c $(BUILD)/libredkv.a include/redkv.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libredkv.a $(LDLIBS_LIB)
+
+# Each loop example is built when its library is installed, else skipped with a note (the
+# adapter tests then fail, saying so). The probe runs only while the example is missing.
+LOOP_HEADER_libuv_loop    := uv.h
+LOOP_LIBS_libuv_loop      := -luv
+LOOP_HEADER_libevent_loop := event2/event.h
+LOOP_LIBS_libevent_loop   := -levent
+LOOP_HEADER_libev_loop    := ev.h
+LOOP_LIBS_libev_loop      := -lev
+LOOP_CC_CMD = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libredkv.a $(LOOP_LIBS_$*) $(LDLIBS_LIB)
+
+$(LOOP_EXAMPLES): $(BUILD)/examples/%: examples/%.c $(BUILD)/libredkv.a include/redkv.h \
+		$(wildcard include/redkv/adapters/*.h)
+	@mkdir -p $(dir $@)
+	@if printf '#include <%s>\nint main(void) { return 0; }\n' '$(LOOP_HEADER_$*)' | \
+		$(CC) $(LDFLAGS) -x c - -o $@.probe $(LOOP_LIBS_$*) >/dev/null 2>&1; then rm -f $@.probe; \
+	else rm -f $@.probe $@; echo "$@: skipped, $(LOOP_HEADER_$*) / $(LOOP_LIBS_$*) not installed"; exit 0; fi; \
+	echo '$(LOOP_CC_CMD)'; $(LOOP_CC_CMD)
 
 # One Criterion binary holds every test, so `make test` ends with one summary line.
 $(BUILD)/tests/redkv-tests: $(TEST_SRC) $(wildcard tests/*.h) $(BUILD)/libredkv.a
