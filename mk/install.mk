@@ -9,7 +9,7 @@ MANDIR     ?= $(PREFIX)/share/man
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INSTALL    ?= install
 
-$(BUILD)/redkv.pc: mk/install.mk
+$(BUILD)/redkv.pc: mk/install.mk mk/tls.mk
 	@mkdir -p $(dir $@)
 	printf '%s\n' \
 		'prefix=$(PREFIX)' \
@@ -22,7 +22,8 @@ $(BUILD)/redkv.pc: mk/install.mk
 		'Version: $(VERSION)' \
 		'Cflags: -I$${includedir}' \
 		'Libs: -L$${libdir} -lredkv' \
-		'Libs.private: -lpthread' > $@
+		'Libs.private: -lpthread$(if $(TLS_PC_LIBS), $(TLS_PC_LIBS))' \
+		$(if $(TLS_PC_REQ),'Requires.private: $(TLS_PC_REQ)') > $@
 
 # Rebuilt each time: PREFIX may differ from the last run.
 .PHONY: $(BUILD)/redkv.pc
