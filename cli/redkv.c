@@ -19,7 +19,7 @@ enum {
     EXIT_DONE = 0,      /* done */
     EXIT_MISSING = 1,   /* missing or false */
     EXIT_USAGE = 2,     /* usage or bad input (EINVAL, ECONFIG) */
-    EXIT_CONN = 3,      /* connection, timeout or auth (ECONN, ETIMEDOUT, EAUTH) */
+    EXIT_CONN = 3,      /* connection, timeout, auth or TLS (ECONN, ETIMEDOUT, EAUTH, ETLS) */
     EXIT_SERVER = 4,    /* server or protocol error (ESERVER, EPROTO, ENOMEM, ETOOBIG) */
 };
 
@@ -294,7 +294,8 @@ static int exit_code(int status)
     case REDKV_ECONFIG: return EXIT_USAGE;
     case REDKV_ECONN:
     case REDKV_ETIMEDOUT:
-    case REDKV_EAUTH: return EXIT_CONN;
+    case REDKV_EAUTH:
+    case REDKV_ETLS: return EXIT_CONN;
     default: return EXIT_SERVER;
     }
 }
