@@ -347,6 +347,11 @@ static void say_failure(const tls_session *s, int r, char *err, size_t errlen)
         break;
     case MBEDTLS_ERR_SSL_CONN_EOF:
     case MBEDTLS_ERR_NET_CONN_RESET:
+        if (s->ssl.client_auth && !s->ssl.conf->key_cert) {   /* it asked for one, then left */
+            say(err, errlen, "no client certificate: the server requires one (it closed the "
+                "connection; see ssl_certfile)");
+            break;
+        }
         say(err, errlen, "the peer is not TLS, or refused us: it closed the connection during "
             "the handshake");
         break;

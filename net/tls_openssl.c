@@ -116,7 +116,8 @@ static int load_files(SSL_CTX *ctx, const rk_config *cfg)
         return REDKV_OK;
     if (!SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert))
         return load_failed("certificate file", cfg->tls_cert);
-    if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM))
+    if (!SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) &&
+        ERR_GET_REASON(ERR_peek_last_error()) != X509_R_KEY_VALUES_MISMATCH)
         return load_failed("key file", key);
     if (!SSL_CTX_check_private_key(ctx)) {
         ERR_clear_error();
@@ -126,14 +127,13 @@ static int load_files(SSL_CTX *ctx, const rk_config *cfg)
     return REDKV_OK;
 }
 
-/* Asked when the server wants a client certificate and none was configured: we send none,
-   and remember it, to tell why if the server then refuses us. */
-static int no_client_cert(SSL *ssl, X509 **x509, EVP_PKEY **pkey)
+/* Called when the server asks for a client certificate (we send ours, if any): remembered,
+   to wait for the server's verdict under TLS 1.3 and to tell why it refused us. */
+static int on_cert_request(SSL *ssl, void *arg)
 {
-    (void)x509;
-    (void)pkey;
+    (void)arg;
     ((tls_session *)SSL_get_app_data(ssl))->cert_requested = 1;
-    return 0;
+    return 1;
 }
 
 /* A TLS 1.3 server sends its tickets only once it has accepted the client's certificate
@@ -183,7 +183,7 @@ int rk_tls_create(const rk_config *cfg, redkv_transport *tp)
         /* Optional: OpenSSL checks anyway, but goes on whatever it finds. */
         SSL_CTX_set_verify(t->ssl_ctx, t->verify == RK_VERIFY_REQUIRED ? SSL_VERIFY_PEER
                                                                        : SSL_VERIFY_NONE, NULL);
-        SSL_CTX_set_client_cert_cb(t->ssl_ctx, no_client_cert);
+        SSL_CTX_set_cert_cb(t->ssl_ctx, on_cert_request, NULL);
         SSL_CTX_set_session_cache_mode(t->ssl_ctx, SSL_SESS_CACHE_CLIENT |
                                                    SSL_SESS_CACHE_NO_INTERNAL_STORE);
         SSL_CTX_sess_set_new_cb(t->ssl_ctx, on_ticket);
@@ -303,10 +303,13 @@ static void say_failure(const tls_session *s, int code, char *err, size_t errlen
     int reason = ERR_GET_REASON(e);
     if (code == SSL_ERROR_SSL && reason == SSL_R_CERTIFICATE_VERIFY_FAILED)
         say_verify(s, SSL_get_verify_result(s->ssl), err, errlen);
-    else if (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
-             (s->cert_requested && reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE))
+    else if (s->cert_requested && !SSL_get_certificate(s->ssl) &&
+             (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
+              reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE))
         say(err, errlen, "no client certificate: the server requires one (%s; see "
             "ssl_certfile)", ossl_reason("alert"));
+    else if (s->cert_requested && SSL_get_certificate(s->ssl) && reason >= SSL_AD_REASON_OFFSET)
+        say(err, errlen, "the server refused our client certificate: %s", ossl_reason("alert"));
     else if (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_HTTP_REQUEST ||
              reason == SSL_R_PACKET_LENGTH_TOO_LONG || reason == SSL_R_RECORD_LENGTH_MISMATCH ||
              reason == SSL_R_UNKNOWN_PROTOCOL)
@@ -336,8 +339,8 @@ static int failure(tls_session *s, int r, char *err, size_t errlen)
 }
 
 /* TLS 1.3 ends the client's handshake before the server has judged its certificate: when
-   the server asked for one that we lack, wait for its verdict (a ticket, data, or an
-   alert), so a refusal is a handshake error that says why, not a lost connection later. */
+   the server asked for one, wait for its verdict (a ticket, data, or an alert), so that a
+   refusal is a handshake error that says why, not a lost connection later. */
 static int confirm(tls_session *s, char *err, size_t errlen)
 {
     char byte;
