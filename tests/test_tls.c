@@ -45,11 +45,6 @@ static int try_store(redkv_options *o, char *msg, size_t cap)
     return rc;
 }
 
-static int try_url(const char *url, char *msg, size_t cap)
-{
-    redkv_options o = {.url = url};
-    return try_store(&o, msg, cap);
-}
 
 /* ---- the transport hook (every build) ---------------------------------------------------- */
 
@@ -205,6 +200,12 @@ Test(tls_none, rediss_is_econfig_saying_how_to_build_tls)
 /* ---- TLS builds ---------------------------------------------------------------------------- */
 
 static tls_server ts;
+
+static int try_url(const char *url, char *msg, size_t cap)
+{
+    redkv_options o = {.url = url};
+    return try_store(&o, msg, cap);
+}
 
 static void tls_up(void)
 {
