@@ -178,7 +178,7 @@ int rk_tls_create(const rk_config *cfg, redkv_transport *tp)
 #ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
         SSL_CTX_set_options(t->ssl_ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);  /* EOF: peer closed */
 #endif
-        SSL_CTX_set_mode(t->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE |
+        SSL_CTX_set_mode(t->ssl_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_RELEASE_BUFFERS |
                                      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         /* Optional: OpenSSL checks anyway, but goes on whatever it finds. */
         SSL_CTX_set_verify(t->ssl_ctx, t->verify == RK_VERIFY_REQUIRED ? SSL_VERIFY_PEER
