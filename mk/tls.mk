@@ -32,4 +32,10 @@ CPPFLAGS   += $(TLS_DEFS)
 LDLIBS_LIB += $(TLS_LIBS)
 endif
 
+else
+# The second inclusion, after the Makefile's rules: tests that link programs of their own
+# (test_docs) put REDKV_LDFLAGS after libredkv.a, so the TLS libraries go there too.
+ifneq ($(TLS),)
+TEST_ENV += REDKV_LDFLAGS="$(LDFLAGS) $(TLS_LIBS)"
+endif
 endif
