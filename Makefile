@@ -20,6 +20,9 @@ CFLAGS  += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-re
 LDFLAGS += -fsanitize=address,undefined
 endif
 
+# TLS=mbedtls or TLS=openssl (mk/tls.mk): sets BUILD, so it comes before the rules.
+include mk/tls.mk
+
 LIB_SRC := $(wildcard resp/*.c) $(wildcard net/*.c) $(wildcard store/*.c)
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 PIC_OBJ := $(LIB_SRC:%.c=$(BUILD)/pic/%.o)

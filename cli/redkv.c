@@ -21,7 +21,7 @@ enum {
     EXIT_DONE = 0,      /* done */
     EXIT_MISSING = 1,   /* missing or false */
     EXIT_USAGE = 2,     /* usage or bad input (EINVAL, ECONFIG) */
-    EXIT_CONN = 3,      /* connection, timeout or auth (ECONN, ETIMEDOUT, EAUTH) */
+    EXIT_CONN = 3,      /* connection, timeout, auth or TLS (ECONN, ETIMEDOUT, EAUTH, ETLS) */
     EXIT_SERVER = 4,    /* server or protocol error (ESERVER, EPROTO, ENOMEM, ETOOBIG) */
 };
 
@@ -40,6 +40,11 @@ static const char USAGE[] =
     "      --password PASS  password (default: $REDKV_PASSWORD, else from the URL)\n"
     "      --timeout MS     connect and command timeout in milliseconds (default: 5000)\n"
     "      --max-value BYTES  the longest value sent or read (default: 536870912: 512 MiB)\n"
+    "      --tls            use TLS: redis:// URLs become rediss:// (needs a TLS build)\n"
+    "      --cacert FILE    CA certificates (PEM) to verify the server with (default: the system's)\n"
+    "      --cert FILE      client certificate (PEM)    --key FILE   its private key (PEM)\n"
+    "      --sni NAME       server name to send and check (default: the URL's host)\n"
+    "      --insecure       do not verify the server's certificate or name\n"
     "  -h, --help           show this help\n"
     "      --version        print the library's version\n"
     "\n"
@@ -53,7 +58,7 @@ static const char USAGE[] =
     "  ping                         prints PONG when the server answers\n"
     "\n"
     "DUR: 30 (seconds), 1.5s, 500ms, 10m, 2h, 3d.  \"--\" ends the options.\n"
-    "EXIT: 0 done; 1 missing or false; 2 usage or bad input; 3 connection, timeout or auth;\n"
+    "EXIT: 0 done; 1 missing or false; 2 usage or bad input; 3 connection, timeout, auth or TLS;\n"
     "      4 server or protocol error\n";
 
 /* ---- passwords never shown ---------------------------------------------------------- */
@@ -163,11 +168,34 @@ static void complain(const char *fmt, ...)
     fprintf(stderr, "redkv: %s\n", clean);
 }
 
+/* --tls, as redis-cli's: the redis:// URL (or the default) becomes rediss://; a URL that
+   says rediss:// already stays. 0, or EXIT_USAGE after a message. */
+static int tls_url(const char **url, char **owned)
+{
+    const char *u = *url ? *url : REDKV_DEFAULT_URL;
+    const char *rest = NULL;
+    if (!strncmp(u, "rediss://", 9) || !strncmp(u, "rediss+cluster://", 17))
+        return 0;
+    if (!strncmp(u, "redis://", 8))
+        rest = u + 8;
+    else if (!strncmp(u, "redis+cluster://", 16))
+        rest = u + 16;
+    if (!rest)
+        return complain("--tls needs a redis:// URL"), EXIT_USAGE;
+    size_t n = strlen(rest) + 24;
+    if (!(*owned = malloc(n)))
+        return complain("out of memory"), EXIT_USAGE;
+    snprintf(*owned, n, "%s%s", rest == u + 8 ? "rediss://" : "rediss+cluster://", rest);
+    *url = *owned;
+    return 0;
+}
+
 /* ---- parsing --------------------------------------------------------------------------- */
 
 enum opt_id {
     O_URL, O_NAMESPACE, O_NO_NAMESPACE, O_CHILD, O_DB, O_PORT, O_USER, O_PASSWORD, O_TIMEOUT,
-    O_MAX_VALUE, O_HELP, O_VERSION, O_EXPIRES_IN, O_KEEP_TTL, O_RENEW_FOR
+    O_MAX_VALUE, O_HELP, O_VERSION, O_EXPIRES_IN, O_KEEP_TTL, O_RENEW_FOR,
+    O_TLS, O_CACERT, O_CERT, O_KEY, O_SNI, O_INSECURE
 };
 
 typedef struct opt_def {
@@ -184,6 +212,9 @@ static const opt_def GLOBAL_OPTS[] = {
     {O_USER, 0, "user", 1},          {O_PASSWORD, 0, "password", 1},
     {O_TIMEOUT, 0, "timeout", 1},    {O_MAX_VALUE, 0, "max-value", 1},
     {O_HELP, 'h', "help", 0},        {O_VERSION, 0, "version", 0},
+    {O_TLS, 0, "tls", 0},            {O_CACERT, 0, "cacert", 1},
+    {O_CERT, 0, "cert", 1},          {O_KEY, 0, "key", 1},
+    {O_SNI, 0, "sni", 1},            {O_INSECURE, 0, "insecure", 0},
 };
 
 static const opt_def COMMAND_OPTS[] = {
@@ -359,6 +390,8 @@ typedef struct cli {
     char *stdin_value;        /* set KEY - */
     size_t stdin_len;
     int progress_shown;
+    int tls;                  /* --tls: redis:// becomes rediss:// */
+    char *tls_url;            /* that URL */
 } cli;
 
 /* The longest value read from standard input unless --max-value says otherwise: the
@@ -631,6 +664,12 @@ static int parse(cli *c, int argc, char **argv, enum info *info)
             break;
         case O_HELP: *info = INFO_HELP; return EXIT_DONE;
         case O_VERSION: *info = INFO_VERSION; return EXIT_DONE;
+        case O_TLS: c->tls = 1; break;
+        case O_CACERT: c->opt.tls_ca_file = val; break;
+        case O_CERT: c->opt.tls_cert_file = val; break;
+        case O_KEY: c->opt.tls_key_file = val; break;
+        case O_SNI: c->opt.tls_server_name = val; break;
+        case O_INSECURE: c->opt.tls_no_verify = true; break;
         default: break;
         }
     }
@@ -791,6 +830,10 @@ int main(int argc, char **argv)
         const char *env = getenv("REDKV_PASSWORD");
         c.opt.password = env && *env ? env : NULL;
     }
+    if (c.tls && (rc = tls_url(&c.opt.url, &c.tls_url)) != EXIT_DONE) {
+        free(c.children);
+        return rc;
+    }
     if (c.cmd->id == C_SET && !strcmp(c.pos[1], "-"))
         rc = take_stdin_value(&c);
     if (rc == EXIT_DONE && c.cmd->id == C_DELETE_ALL && isatty(STDERR_FILENO)) {
@@ -800,6 +843,7 @@ int main(int argc, char **argv)
     if (rc == EXIT_DONE)
         rc = open_and_run(&c);
     free(c.stdin_value);
+    free(c.tls_url);
     free(c.children);
     return rc;
 }

@@ -11,7 +11,7 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 INSTALL    ?= install
 ADAPTER_HEADERS := $(wildcard include/redkv/adapters/*.h)
 
-$(BUILD)/redkv.pc: mk/install.mk
+$(BUILD)/redkv.pc: mk/install.mk mk/tls.mk
 	@mkdir -p $(dir $@)
 	printf '%s\n' \
 		'prefix=$(PREFIX)' \
@@ -24,7 +24,8 @@ $(BUILD)/redkv.pc: mk/install.mk
 		'Version: $(VERSION)' \
 		'Cflags: -I$${includedir}' \
 		'Libs: -L$${libdir} -lredkv' \
-		'Libs.private: -lpthread' > $@
+		'Libs.private: -lpthread$(if $(TLS_PC_LIBS), $(TLS_PC_LIBS))' \
+		$(if $(TLS_PC_REQ),'Requires.private: $(TLS_PC_REQ)') > $@
 
 # Rebuilt each time: PREFIX may differ from the last run.
 .PHONY: $(BUILD)/redkv.pc

@@ -487,7 +487,7 @@ static int begin_connect(rk_conn *c)
 /* Starts the transport's session on the connected socket: OK or ETLS. */
 static int start_secure(rk_conn *c)
 {
-    char err[160] = "";
+    char err[256] = "";
     const char *name = c->cfg->tls_sni ? c->cfg->tls_sni : c->cfg->host ? c->cfg->host : "localhost";
     c->session = c->cfg->tp->open(c->cfg->tp->ctx, c->fd, name, err, sizeof err);
     if (!c->session)
@@ -500,7 +500,7 @@ static int start_secure(rk_conn *c)
 /* One step of the transport's handshake: 0 done, 1 more to do (c->tls_want), or ETLS. */
 static int secure_step(rk_conn *c)
 {
-    char err[160] = "";
+    char err[256] = "";
     int r = c->cfg->tp->handshake(c->session, err, sizeof err);
     if (r == REDKV_IO_WANT_READ || r == REDKV_IO_WANT_WRITE) {
         c->tls_want = r == REDKV_IO_WANT_READ ? REDKV_READ : REDKV_WRITE;

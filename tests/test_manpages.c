@@ -84,7 +84,8 @@ Test(manpages, redkv_3_covers_the_header)
         if (!paren || (eol && paren > eol) || p[-1] != '\n')
             continue;                  /* the macro's own definition */
         char fn[64];
-        snprintf(fn, sizeof fn, "%.*s", (int)(paren - name), name);
+        size_t len = strspn(name, "abcdefghijklmnopqrstuvwxyz_0123456789");   /* (redkv_open) */
+        snprintf(fn, sizeof fn, "%.*s", (int)len, name);
         cr_expect(strstr(page, fn) != NULL, "doc/redkv.3 does not mention %s", fn);
         functions++;
     }
