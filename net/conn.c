@@ -117,6 +117,7 @@ int rk_conn_reserve(rk_conn *c, size_t n)
 
 int rk_conn_idle(const rk_conn *c) { return !c->head && !c->pending_error; }
 int rk_conn_is_open(const rk_conn *c) { return c->fd >= 0; }
+int64_t rk_conn_connect_spent(const rk_conn *c) { return c->connect_spent_ms; }
 int rk_conn_fd(const rk_conn *c) { return c->fd; }
 
 void rk_conn_counts(const rk_conn *c, unsigned long *replies, unsigned long *lost)
@@ -631,6 +632,7 @@ static int connect_blocking(rk_conn *c)
     int64_t spent = rk_now_ms() - start;
     for (rk_req *r = c->head; r; r = r->next)
         r->deadline += spent;
+    c->connect_spent_ms = spent;
     if (rc != 0)
         drop_socket(c);
     return rc;
@@ -827,6 +829,7 @@ static int read_blocking(rk_conn *c)
 int rk_conn_run(rk_conn *c, rk_req *req)
 {
     int rc = 0;
+    c->connect_spent_ms = 0;
     if (c->fd < 0 && (rc = connect_blocking(c)) != 0)
         return rk_conn_fail_all(c, rc);
     while (!req->completed) {

@@ -39,6 +39,7 @@ struct rk_conn {
     unsigned errors_delivered;  /* errors given to the caller's requests so far */
     unsigned long replies_ever; /* replies read, over every socket */
     unsigned long losses;       /* times the connection was lost (ECONN) */
+    int64_t connect_spent_ms;   /* blocking: what the last run spent connecting */
     resp_parser parser;
 
     rk_req *head, *tail;      /* in order; the written ones first */
@@ -63,6 +64,8 @@ RK_INTERNAL int rk_conn_reserve(rk_conn *c, size_t n);
 RK_INTERNAL int rk_conn_idle(const rk_conn *c);
 /* 1 when the socket is open (a pooled connection reused: maybe closed by the server). */
 RK_INTERNAL int rk_conn_is_open(const rk_conn *c);
+/* Blocking: the milliseconds the last rk_conn_run spent connecting (0: none). */
+RK_INTERNAL int64_t rk_conn_connect_spent(const rk_conn *c);
 /* Switches a connection between the pool's blocking mode and event-driven use. */
 RK_INTERNAL void rk_conn_set_blocking(rk_conn *c, int blocking);
 RK_INTERNAL int rk_conn_fd(const rk_conn *c);      /* the socket, or -1 */

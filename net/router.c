@@ -342,6 +342,7 @@ static int try_on(route_try *t, rk_node *node, const rk_cmd *cmd, int asking)
             break;
         }
         rc = rk_conn_run(c, &t->req);
+        t->deadline += rk_conn_connect_spent(c);   /* connecting has its own timeout */
         if (!(rc == REDKV_ECONN && reused && !t->user->completed))
             break;
     }
@@ -359,7 +360,7 @@ static void pause_until(int ms, int64_t deadline)
     nanosleep(&ts, NULL);
 }
 
-int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *user, int64_t deadline)
+int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *user, int64_t *call_deadline)
 {
     route_try t;
     rk_node *node;
@@ -367,10 +368,10 @@ int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *user, int64_t deadlin
     memset(&t, 0, sizeof t);
     t.router = r;
     t.user = user;
-    t.deadline = deadline;
+    t.deadline = *call_deadline;
     user->completed = 0;
     int slot = cmd_slot(r, cmd);
-    int rc = r->topo->node_for(r, slot, deadline, &node);
+    int rc = r->topo->node_for(r, slot, t.deadline, &node);
     while (rc == REDKV_OK) {
         rc = try_on(&t, node, cmd, asking);
         asking = 0;
@@ -379,9 +380,9 @@ int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *user, int64_t deadlin
         if (t.action == RK_RETRY) {
             /* unreachable, or a failover under way: wait, learn the map (from another node
                when this one is lost), and try the slot's master again */
-            pause_until(retry_pause_ms(++t.retries), deadline);
-            r->topo->refresh(r, rc == REDKV_ECONN ? node : NULL, deadline);
-            int found = r->topo->node_for(r, slot, deadline, &node);
+            pause_until(retry_pause_ms(++t.retries), t.deadline);
+            r->topo->refresh(r, rc == REDKV_ECONN ? node : NULL, t.deadline);
+            int found = r->topo->node_for(r, slot, t.deadline, &node);
             rc = found != REDKV_OK && rc == REDKV_ECONN ? rc : found;
             continue;
         }
@@ -389,13 +390,14 @@ int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *user, int64_t deadlin
         asking = t.action == RK_FOLLOW_ASK;
         rc = r->topo->redirected(r, slot, t.to, strlen(t.to), !asking, &node);
         if (rc == REDKV_OK && !asking)
-            r->topo->refresh(r, NULL, deadline);    /* other slots may have moved too */
+            r->topo->refresh(r, NULL, t.deadline);  /* other slots may have moved too */
     }
     if (!user->completed) {
         if (rc == REDKV_OK)            /* cannot happen: each way out sets an error */
             rc = rk_error(REDKV_ECONN, "no node answered");
         deliver(user, rc, NULL);
     }
+    *call_deadline = t.deadline;
     return user->status;
 }
 

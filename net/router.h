@@ -44,9 +44,11 @@ RK_INTERNAL int rk_router_new(const rk_config *cfg, rk_router **out);
 RK_INTERNAL void rk_router_free(rk_router *r);
 
 /* Blocking: runs cmd where it belongs, following redirections and retrying a stale
-   connection or a lost node within deadline; req->done runs exactly once, with the final
-   reply or an error. Returns req->status. */
-RK_INTERNAL int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *req, int64_t deadline);
+   connection or a lost node until *deadline; req->done runs exactly once, with the final
+   reply or an error. Time spent connecting (bounded by the connect timeout) moves
+   *deadline on, so that a call ends within the command timeout plus the connect timeout;
+   a caller that sends again (NOSCRIPT) passes the same *deadline. Returns req->status. */
+RK_INTERNAL int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *req, int64_t *deadline);
 
 /* Asynchronous: queues cmd; a->done runs exactly once, from rk_router_process. 0, or an
    error (ENOMEM) when nothing was queued. a->req.deadline must be set. */

@@ -73,7 +73,7 @@ static void free_client(rk_client *cl)
 
 int64_t rk_call_deadline(const rk_client *cl)
 {
-    return rk_deadline(cl->cfg.connect_timeout_ms + cl->cfg.command_timeout_ms);
+    return rk_deadline(cl->cfg.command_timeout_ms);
 }
 
 static int check_options(const redkv_options *opt)

@@ -57,7 +57,7 @@ static int run(redkv *s, rk_call *call, const rk_args *a)
     for (;;) {
         rk_op_cmd_init(&oc, s, call->kind, a);
         call->req.done = call_done;
-        rk_route_call(s->cl->router, &oc.cmd, &call->req, deadline);
+        rk_route_call(s->cl->router, &oc.cmd, &call->req, &deadline);
         if (!call->res.noscript)
             return call->res.status;
         call->kind = OP_RENEW_EVAL;

@@ -72,7 +72,7 @@ RK_INTERNAL void rk_store_release(redkv *s);    /* drops one reference; frees s 
 RK_INTERNAL int rk_ref_add(int *count, int delta);  /* atomically; returns the new value */
 /* Ends a redkv_process pass; 1 when the client was shut down meanwhile (cl is gone). */
 RK_INTERNAL int rk_client_finish_process(rk_client *cl);
-/* The deadline of a blocking call starting now: connect and command timeouts together. */
+/* The deadline of a blocking call starting now (the router adds any time spent connecting). */
 RK_INTERNAL int64_t rk_call_deadline(const rk_client *cl);
 
 /* async.c */
