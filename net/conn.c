@@ -200,6 +200,12 @@ static void drop_socket(rk_conn *c)
         c->session = NULL;
     }
     c->replies = 0;
+    if (c->lookup) {                   /* RESOLVING: fd is the lookup's pipe */
+        if (c->state == RK_RESOLVING)
+            c->fd = -1;
+        rk_lookup_drop(c->lookup);
+        c->lookup = NULL;
+    }
     if (c->fd >= 0 && !c->blocking) {
         shutdown(c->fd, SHUT_RDWR);
         if (c->retired_fd >= 0)
@@ -408,19 +414,36 @@ static void set_timeout(int fd, int opt, int ms)
     setsockopt(fd, SOL_SOCKET, opt, &tv, sizeof tv);
 }
 
+/* The name lookup's outcome: OK with the addresses to try, or the error. A blocking
+   connection that waited past its deadline gives up on it (ETIMEDOUT). */
+static int lookup_outcome(rk_conn *c, int rc, struct addrinfo *list)
+{
+    if (rc == 1)
+        return rk_error(REDKV_ETIMEDOUT, "looking up %s timed out after %d ms", c->cfg->where,
+                        c->cfg->connect_timeout_ms);
+    if (rc == REDKV_OK)
+        c->addrs = c->addr = list;
+    return rc;
+}
+
+/* Starts looking the host up: OK with the addresses ready, 1 while an event-driven
+   connection waits for its lookup (fd is then the lookup's pipe), or an error. A blocking
+   connection waits here, until the connect deadline. */
 static int resolve(rk_conn *c)
 {
-    struct addrinfo hints, *list = NULL;
-    char port[16];
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    snprintf(port, sizeof port, "%d", c->cfg->port);
-    int rc = getaddrinfo(c->cfg->host, port, &hints, &list);
-    if (rc != 0)
-        return rk_error(REDKV_ECONN, "cannot resolve %s: %s", c->cfg->where, gai_strerror(rc));
-    c->addrs = c->addr = list;
-    return REDKV_OK;
+    struct addrinfo *list = NULL;
+    int rc = rk_lookup_start(c->cfg, &list, &c->lookup);
+    if (rc != REDKV_OK || !c->lookup)
+        return lookup_outcome(c, rc, list);
+    if (!c->blocking) {
+        c->state = RK_RESOLVING;
+        c->fd = rk_lookup_fd(c->lookup);
+        return 1;
+    }
+    rc = lookup_outcome(c, rk_lookup_result(c->lookup, c->cfg, c->connect_deadline, &list), list);
+    rk_lookup_drop(c->lookup);
+    c->lookup = NULL;
+    return rc;
 }
 
 /* A new close-on-exec socket numbered above 2: a program that closed its standard output
@@ -576,13 +599,37 @@ static int wait_ready(int fd, int events, int64_t deadline)
    handshake counts against it too). */
 static int connect_start(rk_conn *c)
 {
+    c->connect_deadline = rk_deadline(c->cfg->connect_timeout_ms);
     int rc = c->cfg->path ? REDKV_OK : resolve(c);
+    if (rc == 1)
+        return REDKV_OK;               /* RESOLVING: lookup_step goes on */
     if (rc == REDKV_OK)
         rc = try_addresses(c);
-    c->connect_deadline = rk_deadline(c->cfg->connect_timeout_ms);
     if (rc == 1)
         c->state = RK_CONNECTING;
     return rc == 0 ? connected(c) : rc < 0 ? rc : 0;
+}
+
+/* Event-driven: the lookup is done (or not yet: nothing to do). The new socket is made
+   while the lookup's pipe is still open, so that it never takes the pipe's number: an event
+   loop sees the descriptor change and registers the new one. */
+static int lookup_step(rk_conn *c)
+{
+    struct addrinfo *list = NULL;
+    int rc = rk_lookup_result(c->lookup, c->cfg, 0, &list);
+    if (rc == 1)
+        return REDKV_OK;
+    c->fd = -1;                        /* the pipe was the lookup's */
+    c->state = RK_CLOSED;
+    if ((rc = lookup_outcome(c, rc, list)) == REDKV_OK)
+        rc = try_addresses(c);
+    if (rc == 1)
+        c->state = RK_CONNECTING;
+    else if (rc == 0)
+        rc = connected(c);
+    rk_lookup_drop(c->lookup);
+    c->lookup = NULL;
+    return rc < 0 ? rc : REDKV_OK;
 }
 
 /* One step once the socket is ready for what connecting waits on: the TCP connect's end
@@ -590,6 +637,8 @@ static int connect_start(rk_conn *c)
    c->state: still CONNECTING or SECURING, or on to AUTH and SELECT) or an error. */
 static int connect_step(rk_conn *c)
 {
+    if (c->state == RK_RESOLVING)
+        return lookup_step(c);
     if (TRANSPORT(c) && c->state == RK_SECURING) {
         int rc = secure_step(c);
         return rc == 0 ? open_session(c) : rc < 0 ? rc : 0;
@@ -608,14 +657,17 @@ static int connect_step(rk_conn *c)
 
 static int connecting(const rk_conn *c)
 {
-    return c->state == RK_CONNECTING || c->state == RK_SECURING;
+    return c->state == RK_RESOLVING || c->state == RK_CONNECTING || c->state == RK_SECURING;
 }
 
 static int connect_timed_out(const rk_conn *c)
 {
-    return rk_error(REDKV_ETIMEDOUT, "%s %s timed out after %d ms",
-                    c->state == RK_SECURING ? "TLS handshake with" : "connect to", c->cfg->where,
-                    c->cfg->connect_timeout_ms);
+    const char *what = c->state == RK_SECURING    ? "TLS handshake with"
+                     : c->state == RK_RESOLVING ? "looking up"
+                                                : "connect to";
+    return rk_error(REDKV_ETIMEDOUT, "%s %s timed out after %d ms%s", what, c->cfg->where,
+                    c->cfg->connect_timeout_ms,
+                    c->state == RK_SECURING ? " (is this a TLS port?)" : "");
 }
 
 /* Connects (and secures) within the connect timeout, waiting in poll. The time it took is
@@ -767,8 +819,10 @@ static int conn_read(rk_conn *c)
         return rk_error(REDKV_ECONN, "%s closed the connection", c->cfg->where);
     if (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)
         return 0;
-    return rk_error(REDKV_ECONN, "connection to %s lost while reading: %s", c->cfg->where,
-                    strerror(errno));
+    int err = errno;
+    return rk_error(REDKV_ECONN, "connection to %s lost while reading: %s%s", c->cfg->where,
+                    strerror(err), err == ECONNRESET && !c->replies && !TRANSPORT(c)
+                                       ? " (is this a TLS port? then use rediss://)" : "");
 }
 
 /* Hands every complete reply to its request. 0, or the error the connection failed with. */
@@ -898,6 +952,7 @@ static int process_io(rk_conn *c, int events)
         /* a TLS handshake's first step needs no event: it writes the hello */
         if (!(events & (REDKV_READ | REDKV_WRITE)) && c->state == RK_CONNECTING)
             return 0;
+        /* a lookup just done goes on to connect at once (its socket wants WRITE first) */
         if ((rc = connect_step(c)) < 0)
             return rk_conn_fail_all(c, rc);
         if (connecting(c))
@@ -951,6 +1006,8 @@ int rk_conn_events(const rk_conn *c)
         return REDKV_WRITE;
     if (c->state == RK_SECURING)
         return c->tls_want;
+    if (c->state == RK_RESOLVING)
+        return REDKV_READ;
     return REDKV_READ | (has_output(c) ? REDKV_WRITE : 0);
 }
 
@@ -961,7 +1018,7 @@ int rk_conn_timeout_ms(const rk_conn *c)
     int64_t at = -1;
     if (c->head)
         at = c->head->deadline;
-    if ((c->state == RK_CONNECTING || c->state == RK_SECURING) &&
+    if (connecting(c) &&
         (at < 0 || c->connect_deadline < at))
         at = c->connect_deadline;
     if (at < 0)

@@ -14,7 +14,26 @@
 /* AUTH, SELECT, and room for what a later handshake adds (HELLO, CLIENT TRACKING). */
 #define RK_MAX_HANDSHAKE 4
 
-enum rk_state { RK_CLOSED, RK_CONNECTING, RK_SECURING, RK_HANDSHAKE, RK_READY };
+/* RESOLVING: a name is being looked up in a thread (event-driven use: fd is its pipe). */
+enum rk_state { RK_CLOSED, RK_RESOLVING, RK_CONNECTING, RK_SECURING, RK_HANDSHAKE, RK_READY };
+
+/* ---- name lookup bounded by a deadline (resolve.c) ------------------------------------- */
+
+typedef struct rk_lookup rk_lookup;
+struct addrinfo;
+/* Looks up cfg's host: OK with *now (an address needs no lookup; without threads every name
+   is looked up at once), OK with *later (a name, being looked up in a thread), or an error
+   with the message set. */
+RK_INTERNAL int rk_lookup_start(const rk_config *cfg, struct addrinfo **now, rk_lookup **later);
+/* A descriptor readable once the lookup is done (for event loops). */
+RK_INTERNAL int rk_lookup_fd(const rk_lookup *l);
+/* Waits for the lookup until deadline (deadline in the past: does not wait): OK with *out
+   (then the caller's to free), 1 when not done yet, or ECONN with the message set. */
+RK_INTERNAL int rk_lookup_result(rk_lookup *l, const rk_config *cfg, int64_t deadline,
+                                 struct addrinfo **out);
+/* Gives up on the lookup (it finishes and frees itself in its thread). NULL: no-op. */
+RK_INTERNAL void rk_lookup_drop(rk_lookup *l);
+
 
 struct rk_conn {
     const rk_config *cfg;
@@ -26,6 +45,7 @@ struct rk_conn {
     struct addrinfo *addrs, *addr;   /* async connect: the list and the one being tried */
     int pending_error;        /* async: a connect that failed at once, delivered on process */
     void *session;            /* the transport's (cfg->tp), or NULL on a plain socket */
+    rk_lookup *lookup;        /* RESOLVING: the name being looked up */
     int tls_want;             /* SECURING: REDKV_READ or REDKV_WRITE, what the handshake awaits */
     unsigned long replies;    /* replies read on this socket (none: maybe not Redis at all) */
 
