@@ -33,6 +33,14 @@
 #define TRANSPORT(c) ((c)->cfg->tp)
 #endif
 
+/* Without threads (REDKV_NO_THREADS) names are looked up at once, never in the background:
+   the RESOLVING state folds away. */
+#ifdef REDKV_NO_THREADS
+#define LOOKUP_THREADS 0
+#else
+#define LOOKUP_THREADS 1
+#endif
+
 #ifndef MSG_NOSIGNAL
 #define MSG_NOSIGNAL 0
 #endif
@@ -200,7 +208,7 @@ static void drop_socket(rk_conn *c)
         c->session = NULL;
     }
     c->replies = 0;
-    if (c->lookup) {                   /* RESOLVING: fd is the lookup's pipe */
+    if (LOOKUP_THREADS && c->lookup) { /* RESOLVING: fd is the lookup's pipe */
         if (c->state == RK_RESOLVING)
             c->fd = -1;
         rk_lookup_drop(c->lookup);
@@ -433,7 +441,7 @@ static int resolve(rk_conn *c)
 {
     struct addrinfo *list = NULL;
     int rc = rk_lookup_start(c->cfg, &list, &c->lookup);
-    if (rc != REDKV_OK || !c->lookup)
+    if (rc != REDKV_OK || !LOOKUP_THREADS || !c->lookup)
         return lookup_outcome(c, rc, list);
     if (!c->blocking) {
         c->state = RK_RESOLVING;
@@ -637,7 +645,7 @@ static int lookup_step(rk_conn *c)
    c->state: still CONNECTING or SECURING, or on to AUTH and SELECT) or an error. */
 static int connect_step(rk_conn *c)
 {
-    if (c->state == RK_RESOLVING)
+    if (LOOKUP_THREADS && c->state == RK_RESOLVING)
         return lookup_step(c);
     if (TRANSPORT(c) && c->state == RK_SECURING) {
         int rc = secure_step(c);

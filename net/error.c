@@ -29,10 +29,9 @@ void rk_error_clear(void) { last_error[0] = 0; }
 
 const char *rk_error_text(void) { return last_error[0] ? last_error : "no error"; }
 
-/* Where text (of len bytes) contains word, or len. */
-static size_t find_word(const char *text, size_t len, const char *word)
+/* Where text (of len bytes) holds word, or len. */
+static size_t find_word(const char *text, size_t len, const char *word, size_t n)
 {
-    size_t n = strlen(word);
     for (size_t i = 0; n && i + n <= len; i++)
         if (memcmp(text + i, word, n) == 0)
             return i;
@@ -41,20 +40,19 @@ static size_t find_word(const char *text, size_t len, const char *word)
 
 void rk_redact(char *out, size_t cap, const char *text, size_t len, const char *secret)
 {
-    size_t keep = find_word(text, len, "with args beginning with");
-    size_t secret_len = secret ? strlen(secret) : 0, o = 0;
-    while (keep > 0 && (text[keep - 1] == ' ' || text[keep - 1] == ','))
-        keep--;
-    for (size_t i = 0; i < keep && o + 1 < cap;) {
-        if (secret_len && i + secret_len <= keep && memcmp(text + i, secret, secret_len) == 0) {
-            for (const char *stars = "***"; *stars && o + 1 < cap; stars++)
-                out[o++] = *stars;
-            i += secret_len;
-            continue;
+    static const char echo[] = ", with args beginning with";
+    size_t keep = find_word(text, len, echo, sizeof echo - 1), o = 0;
+    size_t slen = secret ? strlen(secret) : 0;
+    for (size_t i = 0; i < keep && o + 4 < cap; i++) {
+        if (slen && i + slen <= keep && memcmp(text + i, secret, slen) == 0) {
+            memcpy(out + o, "***", 3);   /* a password that still shows */
+            o += 3;
+            i += slen - 1;
+        } else {
+            unsigned char ch = (unsigned char)text[i];
+            out[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
         }
-        unsigned char ch = (unsigned char)text[i++];
-        out[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
     }
     if (cap)
-        out[o < cap ? o : cap - 1] = 0;
+        out[o] = 0;
 }

@@ -154,21 +154,15 @@ static int complete_element(resp_parser *p)
     return 1;
 }
 
+/* "unknown reply type byte 0x3f": the byte, since a peer that is not Redis shows there. */
 static long long fail_type(resp_parser *p, unsigned char byte)
 {
-    static const char hex[] = "0123456789abcdef";
-    char *t = p->error_text;
-    memcpy(t, "unknown reply type byte 0x", 26);
-    t[26] = hex[byte >> 4];
-    t[27] = hex[byte & 15];
-    t[28] = 0;
-    if (byte >= 0x20 && byte < 0x7f) {
-        memcpy(t + 28, " ('", 3);
-        t[31] = (char)byte;
-        memcpy(t + 32, "')", 3);
-    }
-    fail(p, t);
-    return RESP_EPROTO;
+    static const char text[] = "unknown reply type byte 0x";
+    memcpy(p->error_text, text, sizeof text - 1);
+    p->error_text[sizeof text - 1] = "0123456789abcdef"[byte >> 4];
+    p->error_text[sizeof text] = "0123456789abcdef"[byte & 15];
+    p->error_text[sizeof text + 1] = 0;
+    return fail(p, p->error_text);
 }
 
 /* Parses one element at p->pos: 1 with a node added, 0 partial, < 0 error. */
