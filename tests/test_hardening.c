@@ -266,3 +266,35 @@ Test(hardening, messages_name_the_byte_the_peer_and_the_port, .timeout = 60)
     redkv_close(s);
     cr_assert_str_eq(redkv_last_error(), before);
 }
+
+/* ---- the library's own sockets stay off descriptors 0 to 2 ---------------------------------- */
+
+/* A program that closed its standard output, then printed: had redkv's socket taken number
+   1, the text would have reached Redis as a command. */
+Test(hardening, a_program_with_stdout_closed_cannot_print_into_redis, .timeout = 60)
+{
+    test_server srv;
+    cr_assert_eq(srv_start(&srv, NULL), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(0);
+        close(1);
+        close(2);
+        redkv *s = NULL;
+        redkv_options o = {.url = srv.url};
+        if (redkv_open(&s, &o) != REDKV_OK || redkv_set(s, "k", 1, "v", 1, 0, 0) != REDKV_OK)
+            _exit(2);
+        printf("SET injected pwned\r\n");
+        fflush(stdout);
+        char buf[8];
+        size_t n;
+        int rc = redkv_get_into(s, "k", 1, 0, buf, sizeof buf, &n);
+        redkv_close(s);
+        _exit(rc == REDKV_OK ? 0 : 3);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %d", status);
+    cr_assert_eq(SRV_NUM(&srv, "EXISTS", "injected"), 0, "the printed text ran on the server");
+    srv_stop(&srv);
+}
