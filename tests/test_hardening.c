@@ -277,9 +277,7 @@ Test(hardening, a_program_with_stdout_closed_cannot_print_into_redis, .timeout =
     cr_assert_eq(srv_start(&srv, NULL), 0);
     pid_t pid = fork();
     if (pid == 0) {
-        close(0);
-        close(1);
-        close(2);
+        close(1);                      /* the lowest free number: a new socket would take it */
         redkv *s = NULL;
         redkv_options o = {.url = srv.url};
         if (redkv_open(&s, &o) != REDKV_OK || redkv_set(s, "k", 1, "v", 1, 0, 0) != REDKV_OK)
