@@ -33,20 +33,18 @@ static int extract_example(const char *readme, const char *path)
     return found ? 0 : -1;
 }
 
-Test(docs, readme_example_compiles_and_runs, .timeout = 60)
+/* Writes the README's example into a new temp dir (its path into dir), builds it there with
+   build_fmt (given dir, dir), runs it against a private server and checks what it stored. */
+static void build_and_run_example(char *dir, const char *build_fmt)
 {
     test_server srv;
-    char dir[] = "/tmp/redkv-readme-XXXXXX", src[128], cmd[1024], readme[512];
+    char src[128], cmd[2048], readme[512];
     const char *root = getenv("REDKV_SRC");
     cr_assert_not_null(mkdtemp(dir));
     snprintf(src, sizeof src, "%s/hello.c", dir);
     snprintf(readme, sizeof readme, "%s/README.md", root ? root : ".");
     cr_assert_eq(extract_example(readme, src), 0, "no complete C program in the README");
-    /* the compiler and link flags of the build under test (a sanitizer build needs its own) */
-    const char *cc = getenv("REDKV_CC"), *ldflags = getenv("REDKV_LDFLAGS");
-    snprintf(cmd, sizeof cmd, "%s -std=c99 -Wall -Wextra -Werror -I%s/include %s -o %s/hello %s %s -lpthread",
-             cc && *cc ? cc : "cc", root ? root : ".", src, dir, build_path("libredkv.a"),
-             ldflags ? ldflags : "");
+    snprintf(cmd, sizeof cmd, build_fmt, dir, dir);
     cr_assert_eq(system(cmd), 0, "%s", cmd);
     cr_assert_eq(srv_start(&srv, NULL), 0);
     snprintf(cmd, sizeof cmd, "REDKV_URL=%s %s/hello > %s/out", srv.url, dir, dir);
@@ -60,31 +58,28 @@ Test(docs, readme_example_compiles_and_runs, .timeout = 60)
     cr_assert_eq(system(cmd), 0);
 }
 
+Test(docs, readme_example_compiles_and_runs, .timeout = 60)
+{
+    char dir[] = "/tmp/redkv-readme-XXXXXX", fmt[1024];
+    const char *root = getenv("REDKV_SRC");
+    /* the compiler and link flags of the build under test (a sanitizer build needs its own) */
+    const char *cc = getenv("REDKV_CC"), *ldflags = getenv("REDKV_LDFLAGS");
+    snprintf(fmt, sizeof fmt, "%s -std=c99 -Wall -Wextra -Werror -I%s/include %%s/hello.c "
+             "-o %%s/hello %s %s -lpthread", cc && *cc ? cc : "cc", root ? root : ".",
+             build_path("libredkv.a"), ldflags ? ldflags : "");
+    build_and_run_example(dir, fmt);
+}
+
 /* The amalgamation (make amalgamation) alone builds the README's example: no -D, no
    other file (-I. finds its redkv.h), warnings as errors, and it works against a real
    server. */
 Test(docs, amalgamation_builds_alone_with_no_flags, .timeout = 120)
 {
-    test_server srv;
-    char dir[] = "/tmp/redkv-amalg-XXXXXX", cmd[2048], readme[512], src[128];
-    const char *root = getenv("REDKV_SRC");
-    cr_assert_not_null(mkdtemp(dir));
-    snprintf(readme, sizeof readme, "%s/README.md", root ? root : ".");
-    snprintf(src, sizeof src, "%s/hello.c", dir);
-    cr_assert_eq(extract_example(readme, src), 0);
+    char dir[] = "/tmp/redkv-amalg-XXXXXX", fmt[1024];
     const char *amalg = build_path("amalgamation/redkv.c");
-    snprintf(cmd, sizeof cmd, "cp %s %.*s/redkv.h %.*s/resp.h %s/ && cd %s && "
+    int from = (int)(strlen(amalg) - 8);   /* the directory of redkv.c */
+    snprintf(fmt, sizeof fmt, "cp %s %.*s/redkv.h %.*s/resp.h %%s/ && cd %%s && "
              "cc -std=c99 -Wall -Wextra -Werror -I. -o hello hello.c redkv.c -lpthread",
-             amalg, (int)(strlen(amalg) - 8), amalg, (int)(strlen(amalg) - 8), amalg, dir, dir);
-    cr_assert_eq(system(cmd), 0, "%s", cmd);
-    cr_assert_eq(srv_start(&srv, NULL), 0);
-    snprintf(cmd, sizeof cmd, "REDKV_URL=%s %s/hello > %s/out", srv.url, dir, dir);
-    int status = system(cmd);
-    char out[64];
-    SRV(&srv, out, "GET", "myapp:greeting");
-    srv_stop(&srv);
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    cr_assert_eq(WEXITSTATUS(status), 0);
-    cr_assert_str_eq(out, "hello");
-    cr_assert_eq(system(cmd), 0);
+             amalg, from, amalg, from, amalg);
+    build_and_run_example(dir, fmt);
 }
