@@ -64,6 +64,9 @@ void rk_conn_init(rk_conn *c, const rk_config *cfg, int blocking)
     c->retired_fd = -1;
     c->blocking = blocking;
     resp_parser_init(&c->parser, &cfg->limits);
+#ifndef REDKV_NO_THREADS
+    pthread_mutex_init(&c->lock, NULL);
+#endif
 }
 
 /* ---- the request list ------------------------------------------------------------------ */
@@ -72,6 +75,9 @@ void rk_conn_push(rk_conn *c, rk_req *req)
 {
     req->next = NULL;
     req->completed = 0;
+#ifndef REDKV_NO_THREADS
+    req->waiter = NULL;
+#endif
     if (c->tail)
         c->tail->next = req;
     else
@@ -113,6 +119,20 @@ int rk_conn_reserve(rk_conn *c, size_t n)
 {
     return resp_buf_reserve(&c->out, n) ? rk_error(REDKV_ENOMEM, "out of memory") : REDKV_OK;
 }
+
+void rk_conn_unqueue(rk_conn *c, rk_req *req)
+{
+    rk_req **link = &c->head, *prev = NULL;
+    while (*link != req) {
+        prev = *link;
+        link = &prev->next;
+    }
+    *link = NULL;
+    c->tail = prev;
+    if (c->unsent == req)
+        c->unsent = NULL;
+    c->out.len -= req->len;
+}
 #endif
 
 int rk_conn_idle(const rk_conn *c) { return !c->head && !c->pending_error; }
@@ -150,8 +170,48 @@ void rk_conn_set_blocking(rk_conn *c, int blocking)
 }
 #endif
 
+#ifndef REDKV_NO_THREADS
+/* A caller waiting for its request while another thread does the connection's I/O. */
+typedef struct rk_waiter {
+    pthread_cond_t cv;
+    char msg[256];            /* the error message its request ended with ("": none) */
+} rk_waiter;
+
+/* Completes a request whose caller waits in another thread. Its done (the copy-out into
+   the caller's buffer) runs here, in the leader's thread, under the connection's lock,
+   which the caller takes again before it returns. A message it leaves belongs to the
+   caller's thread, not to this one: it goes with the request. */
+static void complete_for(rk_req *r, int status, const resp_reply *reply)
+{
+    rk_waiter *w = r->waiter;
+    char mine[sizeof w->msg];
+    const char *text = rk_error_text();
+    snprintf(mine, sizeof mine, "%s", strcmp(text, "no error") ? text : "");
+    rk_error_clear();
+    r->status = status;
+    r->completed = 1;
+    r->done(r, status, reply);
+    text = rk_error_text();
+    if (strcmp(text, "no error") != 0)
+        snprintf(w->msg, sizeof w->msg, "%s", text);
+    else if (status != REDKV_OK)       /* what the connection failed with, set before */
+        snprintf(w->msg, sizeof w->msg, "%s", mine);
+    if (mine[0])
+        rk_error(0, "%s", mine);
+    else
+        rk_error_clear();
+    pthread_cond_signal(&w->cv);
+}
+#endif
+
 static void complete(rk_req *r, int status, const resp_reply *reply)
 {
+#ifndef REDKV_NO_THREADS
+    if (r->waiter) {
+        complete_for(r, status, reply);
+        return;
+    }
+#endif
     r->status = status;
     r->completed = 1;
     r->done(r, status, reply);        /* may release r: not touched after this */
@@ -273,6 +333,9 @@ void rk_conn_free(rk_conn *c)
     resp_free(c->in);
     c->in = NULL;
     resp_parser_free(&c->parser);
+#ifndef REDKV_NO_THREADS
+    pthread_mutex_destroy(&c->lock);
+#endif
 }
 
 
@@ -816,7 +879,15 @@ static int read_blocking(rk_conn *c)
             c->rcvtimeo_ms = (int)left;
             set_timeout(c->fd, SO_RCVTIMEO, c->rcvtimeo_ms);
         }
+#ifndef REDKV_NO_THREADS
+        if (c->leading)               /* others may queue meanwhile; in is the leader's */
+            pthread_mutex_unlock(&c->lock);
         int n = conn_read(c);
+        if (c->leading)
+            pthread_mutex_lock(&c->lock);
+#else
+        int n = conn_read(c);
+#endif
         if (n != 0)
             return n;
         if (c->rcvtimeo_ms < left) {    /* an earlier call left it short */
@@ -844,6 +915,69 @@ int rk_conn_run(rk_conn *c, rk_req *req)
     }
     return req->status;
 }
+
+#ifndef REDKV_NO_THREADS
+/* The leader's work (lock held): everything queued goes out in one write, replies are
+   handed to their requests, until req is done; what others queued meanwhile is written
+   before leaving, so that it is on its way while the lead passes on. */
+static void lead(rk_conn *c, rk_req *req)
+{
+    int rc = 0;
+    if (c->fd < 0 && (rc = connect_blocking(c)) != 0) {
+        rk_conn_fail_all(c, rc);
+        return;
+    }
+    while (!req->completed || (c->fd >= 0 && has_output(c))) {
+        if (has_output(c))
+            rc = conn_write(c);
+        else if ((rc = read_blocking(c)) > 0)
+            rc = conn_dispatch(c);
+        if (rc < 0 && c->fd >= 0)
+            rk_conn_fail(c, rc);
+        if (rc < 0 && !req->completed)          /* it was not written yet */
+            rk_conn_fail_all(c, rc);
+    }
+}
+
+/* Wakes the first caller still waiting, to lead. */
+static void pass_lead(rk_conn *c)
+{
+    for (rk_req *r = c->head; r; r = r->next) {
+        if (r->waiter) {
+            pthread_cond_signal(&r->waiter->cv);
+            return;
+        }
+    }
+}
+
+int rk_conn_run_shared(rk_conn *c, rk_req *req)
+{
+    rk_waiter w;
+    int waited = 0;
+    while (!req->completed) {
+        if (!c->leading) {
+            req->waiter = NULL;       /* its reply now comes in this thread */
+            c->leading = 1;
+            lead(c, req);
+            c->leading = 0;
+            pass_lead(c);
+            continue;
+        }
+        if (!waited++) {              /* signalling costs only when somebody waits */
+            pthread_cond_init(&w.cv, NULL);
+            w.msg[0] = 0;
+        }
+        req->waiter = &w;
+        pthread_cond_wait(&w.cv, &c->lock);
+    }
+    if (waited) {
+        pthread_cond_destroy(&w.cv);
+        if (w.msg[0])
+            rk_error(0, "%s", w.msg);
+    }
+    return req->status;
+}
+#endif
 
 void rk_conn_drain(rk_conn *c)
 {

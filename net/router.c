@@ -324,29 +324,44 @@ static void try_done(rk_req *req, int status, const resp_reply *reply)
 static int try_on(route_try *t, rk_node *node, const rk_cmd *cmd, int asking)
 {
     rk_conn *c;
-    int rc = rk_pool_get(&node->pool, t->deadline, &c);
+    int rc = rk_pool_share(&node->pool, t->deadline, &c);
     if (rc)
         return t->req.status = rc;
     for (int attempt = 0; attempt < 2; attempt++) {
         /* no single wait lasts longer than the command timeout, nor past the call's end */
         int64_t wait_until = rk_deadline(t->router->cfg->command_timeout_ms);
+#ifndef REDKV_NO_THREADS
+        /* another caller holds the lock while connecting: that time is connecting too */
+        int64_t before = wait_until;
+        rk_conn_lock(c);
+        wait_until = rk_deadline(t->router->cfg->command_timeout_ms);
+        int64_t waited = wait_until - before;
+        t->deadline += waited < t->router->cfg->connect_timeout_ms
+                           ? waited : t->router->cfg->connect_timeout_ms;
+#endif
         wait_until = wait_until < t->deadline ? wait_until : t->deadline;
         int reused = rk_conn_is_open(c);
         t->action = RK_DELIVER;
         t->asking.done = asking_done;
         t->req.done = try_done;
-        if (asking && (rc = rk_conn_queue(c, &t->asking, encode_asking, NULL, wait_until)) != 0)
-            break;
-        if ((rc = rk_conn_queue(c, &t->req, cmd->encode, cmd->arg, wait_until)) != 0) {
-            rk_conn_fail_all(c, rc);   /* the ASKING alone must not stay */
+        if (asking && (rc = rk_conn_queue(c, &t->asking, encode_asking, NULL, wait_until)) != 0) {
+            rk_conn_unlock(c);
             break;
         }
-        rc = rk_conn_run(c, &t->req);
-        t->deadline += rk_conn_connect_spent(c);   /* connecting has its own timeout */
+        if ((rc = rk_conn_queue(c, &t->req, cmd->encode, cmd->arg, wait_until)) != 0) {
+            if (asking)                /* the ASKING alone must not stay */
+                rk_conn_unqueue(c, &t->asking);
+            rk_conn_unlock(c);
+            break;
+        }
+        rc = rk_conn_run_shared(c, &t->req);
+        /* connecting has its own timeout: it moved the request's deadline on */
+        t->deadline += t->req.deadline - wait_until;
+        rk_conn_unlock(c);
         if (!(rc == REDKV_ECONN && reused && !t->user->completed))
             break;
     }
-    rk_pool_put(&node->pool, c);
+    rk_pool_unshare(&node->pool, c);
     return t->req.status = rc;
 }
 
