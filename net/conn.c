@@ -23,6 +23,12 @@
 
 #include "conn.h"
 
+#if !defined(REDKV_NO_THREADS) && defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#define RK_FUTEX 1        /* a waiter sleeps on its own word, not on the connection's lock */
+#endif
+
 /* A build without transports (REDKV_NO_TLS) has plain sockets only: these fold to
    constants, and the compiler drops every path of the transport. */
 #ifdef REDKV_NO_TLS
@@ -171,16 +177,57 @@ void rk_conn_set_blocking(rk_conn *c, int blocking)
 #endif
 
 #ifndef REDKV_NO_THREADS
+enum { W_WAITING, W_DONE, W_LEAD };
+
 /* A caller waiting for its request while another thread does the connection's I/O. */
 typedef struct rk_waiter {
+    int state;                /* W_*: what the leader told it */
+#ifndef RK_FUTEX
     pthread_cond_t cv;
+#endif
     char msg[256];            /* the error message its request ended with ("": none) */
 } rk_waiter;
 
+/* Tells a waiter (the connection's lock held). With a futex the waiter needs no lock to
+   see W_DONE, so it never queues on the lock behind the leader; the wake may reach the
+   word after the waiter has gone, which costs at most a spurious wake-up of a later
+   waiter at the same address (each sleeps in a loop). */
+static void waiter_tell(rk_waiter *w, int state)
+{
+#ifdef RK_FUTEX
+    __atomic_store_n(&w->state, state, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+#else
+    w->state = state;
+    pthread_cond_signal(&w->cv);
+#endif
+}
+
+/* Sleeps until told (the lock held on entry): W_DONE with the lock released, or W_LEAD
+   with it held. */
+static int waiter_sleep(rk_conn *c, rk_waiter *w)
+{
+#ifdef RK_FUTEX
+    int state;
+    pthread_mutex_unlock(&c->lock);
+    while ((state = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE)) == W_WAITING)
+        syscall(SYS_futex, &w->state, FUTEX_WAIT_PRIVATE, W_WAITING, NULL, NULL, 0);
+    if (state == W_LEAD)
+        pthread_mutex_lock(&c->lock);
+    return state;
+#else
+    while (w->state == W_WAITING)
+        pthread_cond_wait(&w->cv, &c->lock);
+    if (w->state == W_DONE)
+        pthread_mutex_unlock(&c->lock);
+    return w->state;
+#endif
+}
+
 /* Completes a request whose caller waits in another thread. Its done (the copy-out into
-   the caller's buffer) runs here, in the leader's thread, under the connection's lock,
-   which the caller takes again before it returns. A message it leaves belongs to the
-   caller's thread, not to this one: it goes with the request. */
+   the caller's buffer) runs here, in the leader's thread, before the caller is told. A
+   message it leaves belongs to the caller's thread, not to this one: it goes with the
+   request. */
 static void complete_for(rk_req *r, int status, const resp_reply *reply)
 {
     rk_waiter *w = r->waiter;
@@ -200,7 +247,7 @@ static void complete_for(rk_req *r, int status, const resp_reply *reply)
         rk_error(0, "%s", mine);
     else
         rk_error_clear();
-    pthread_cond_signal(&w->cv);
+    waiter_tell(w, W_DONE);
 }
 #endif
 
@@ -944,7 +991,7 @@ static void pass_lead(rk_conn *c)
 {
     for (rk_req *r = c->head; r; r = r->next) {
         if (r->waiter) {
-            pthread_cond_signal(&r->waiter->cv);
+            waiter_tell(r->waiter, W_LEAD);
             return;
         }
     }
@@ -964,14 +1011,22 @@ int rk_conn_run_shared(rk_conn *c, rk_req *req)
             continue;
         }
         if (!waited++) {              /* signalling costs only when somebody waits */
+#ifndef RK_FUTEX
             pthread_cond_init(&w.cv, NULL);
+#endif
             w.msg[0] = 0;
         }
+        w.state = W_WAITING;
         req->waiter = &w;
-        pthread_cond_wait(&w.cv, &c->lock);
+        if (waiter_sleep(c, &w) == W_DONE)
+            goto done;
     }
+    pthread_mutex_unlock(&c->lock);
+done:
     if (waited) {
+#ifndef RK_FUTEX
         pthread_cond_destroy(&w.cv);
+#endif
         if (w.msg[0])
             rk_error(0, "%s", w.msg);
     }

@@ -84,13 +84,14 @@ RK_INTERNAL int rk_conn_run(rk_conn *c, rk_req *req);
 #ifdef REDKV_NO_THREADS
 #define rk_conn_lock(c)   ((void)0)
 #define rk_conn_unlock(c) ((void)0)
-#define rk_conn_run_shared rk_conn_run
+#define rk_conn_run_shared rk_conn_run   /* no lock to release */
 #else
 #define rk_conn_lock(c)   pthread_mutex_lock(&(c)->lock)
 #define rk_conn_unlock(c) pthread_mutex_unlock(&(c)->lock)
 /* rk_conn_run for a connection shared by threads, called with its lock held (req queued
-   under it): when another caller is doing the I/O, waits for it to hand req its reply (or
-   the lead); else does the I/O for every request queued, its own and the others'. */
+   under it), which it releases: when another caller is doing the I/O, waits for it to
+   hand req its reply (or the lead); else does the I/O for every request queued, its own
+   and the others'. */
 RK_INTERNAL int rk_conn_run_shared(rk_conn *c, rk_req *req);
 #endif
 /* Takes back req, the last request queued and not yet written (its ASKING when the command

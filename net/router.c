@@ -354,10 +354,9 @@ static int try_on(route_try *t, rk_node *node, const rk_cmd *cmd, int asking)
             rk_conn_unlock(c);
             break;
         }
-        rc = rk_conn_run_shared(c, &t->req);
+        rc = rk_conn_run_shared(c, &t->req);        /* and unlocks */
         /* connecting has its own timeout: it moved the request's deadline on */
         t->deadline += t->req.deadline - wait_until;
-        rk_conn_unlock(c);
         if (!(rc == REDKV_ECONN && reused && !t->user->completed))
             break;
     }
