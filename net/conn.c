@@ -307,6 +307,7 @@ static void drop_socket(rk_conn *c)
         c->session = NULL;
     }
     c->replies = 0;
+    c->drops += c->fd >= 0;
     if (c->fd >= 0 && !c->blocking) {
         shutdown(c->fd, SHUT_RDWR);
         if (c->retired_fd >= 0)

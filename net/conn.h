@@ -39,6 +39,7 @@ struct rk_conn {
     unsigned errors_delivered;  /* errors given to the caller's requests so far */
     unsigned long replies_ever; /* replies read, over every socket */
     unsigned long losses;       /* times the connection was lost (ECONN) */
+    unsigned long drops;        /* sockets closed: a new one is a new server session */
     int64_t connect_spent_ms;   /* blocking: what the last run spent connecting */
     resp_parser parser;
 

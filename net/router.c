@@ -452,13 +452,38 @@ static void sync_node(rk_router *r, rk_node *node) { (void)r, (void)node; }
 static int open_epoll(rk_router *r) { return (void)r, -1; }
 #endif
 
+static void prelude_done(rk_req *req, int status, const resp_reply *reply)
+{
+    (void)req;
+    (void)status;
+    (void)reply;                       /* a failure shows in the command's own reply */
+}
+
+/* Queues a's prelude ahead of it, once per connection (a new socket may be a server that
+   forgot the script: restarted, failed over). A prelude still queued goes out first on the
+   next connection anyway. */
+static int send_prelude(rk_node *node, const rk_areq *a)
+{
+    rk_conn *c = &node->async;
+    if (!a->prelude || node->prelude_for == c->drops + 1)
+        return REDKV_OK;
+    if (node->prelude_for && !node->prelude.completed) {
+        node->prelude_for = c->drops + 1;
+        return REDKV_OK;
+    }
+    memset(&node->prelude, 0, sizeof node->prelude);
+    node->prelude.done = prelude_done;
+    node->prelude_for = c->drops + 1;
+    return rk_conn_queue(c, &node->prelude, a->prelude, NULL, a->req.deadline);
+}
+
 /* Queues a on node's async connection (after ASKING when asking). */
 static int send_async(rk_router *r, rk_node *node, rk_areq *a, const rk_cmd *cmd, int asking)
 {
     rk_conn *c = &node->async;
-    int rc = REDKV_OK;
+    int rc = send_prelude(node, a);
     /* With ASKING, room for both first: an ASKING must never go out alone. */
-    if (asking && (rc = rk_conn_reserve(c, 2 * 23 + 8 + a->copy.len)) == REDKV_OK) {
+    if (rc == REDKV_OK && asking && (rc = rk_conn_reserve(c, 2 * 23 + 8 + a->copy.len)) == REDKV_OK) {
         a->asking.done = asking_done;
         rc = rk_conn_queue(c, &a->asking, encode_asking, NULL, a->req.deadline);
     }
@@ -527,6 +552,7 @@ int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a)
     a->router = r;
     a->slot = cmd_slot(r, cmd);
     a->tries = 0;
+    a->prelude = cmd->prelude;
     a->req.done = async_done;
     a->copy.len = 0;
     if (REDIRECTS(r) && cmd->encode(&a->copy, cmd->arg)) {   /* kept for a redirection */
