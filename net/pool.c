@@ -131,7 +131,7 @@ static rk_conn *least_shared(const rk_pool *p)
 /* Picks a connection for a caller (the pool's lock held): for whole use, only one nobody
    uses; for sharing, an unused one, else a new one while there is room, else the least
    shared. NULL with *err set: none now (0: wait; else the error). */
-static rk_conn *pick(rk_pool *p, int whole, int *err)
+static rk_conn *pool_pick(rk_pool *p, int whole, int *err)
 {
     rk_conn *c = least_shared(p);
     *err = 0;
@@ -150,8 +150,8 @@ static int take(rk_pool *p, int whole, int64_t deadline, rk_conn **out)
     int err;
     rk_conn *c;
     pthread_mutex_lock(&p->lock);
-    while (!(c = pick(p, whole, &err)) && !err) {
-        if (wait_until(p, deadline) == ETIMEDOUT && !(c = pick(p, whole, &err)) && !err) {
+    while (!(c = pool_pick(p, whole, &err)) && !err) {
+        if (wait_until(p, deadline) == ETIMEDOUT && !(c = pool_pick(p, whole, &err)) && !err) {
             pthread_mutex_unlock(&p->lock);
             return rk_error(REDKV_ETIMEDOUT, "every pooled connection stayed busy past the timeout");
         }
