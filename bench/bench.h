@@ -142,6 +142,7 @@ const char *bench_full_key(int i, size_t *len); /* "bench:k000123" */
 
 void section_blocking(void);
 void section_pipeline(void);
+void section_threads(void);            /* threads.c: 1, 8, 32 threads on one store */
 void section_parser(void);
 void section_delete_all(void);
 extern int g_sweep[16], g_nsweep;           /* delete_all's other scan_counts, ascending */

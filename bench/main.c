@@ -15,7 +15,7 @@
  * persistence, DEBUG enabled) and stops it however it ends: normally, on an error, on
  * Ctrl-C or SIGTERM, on a crash, or killed (PR_SET_PDEATHSIG).
  *
- * Usage: redkv-bench [--quick] [--rounds N] [--only blocking,pipeline,parser,delete_all,cluster]
+ * Usage: redkv-bench [--quick] [--rounds N] [--only blocking,threads,pipeline,parser,delete_all,cluster]
  *                    [--scan-counts 300,3000,10000]  (delete_all's sweep beside 1000)
  *        redkv-bench --syscalls WHAT PORT N     (internal: what strace counts) */
 #include <stdarg.h>
@@ -323,7 +323,7 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: %s [--quick] [--rounds N] [--only "
-                    "blocking,pipeline,parser,delete_all,cluster] [--scan-counts 300,3000,10000]\n",
+                    "blocking,threads,pipeline,parser,delete_all,cluster] [--scan-counts 300,3000,10000]\n",
                     argv[0]);
             return 2;
         }
@@ -341,6 +341,8 @@ int main(int argc, char **argv)
     double t0 = now_s();
     if (wanted(only, "blocking"))
         section_blocking();
+    if (wanted(only, "threads"))
+        section_threads();
     if (wanted(only, "pipeline"))
         section_pipeline();
     if (wanted(only, "parser"))

@@ -80,7 +80,7 @@ typedef struct {
     int connect_timeout_ms;   /* 0: a sane default (5000) */
     int command_timeout_ms;   /* 0: a sane default (5000); bounds every wait for the server (each
                                  round trip; delete_all makes many) */
-    int pool_size;            /* 0: a default (4); connections shared by threads */
+    int pool_size;            /* 0: a default (2); connections shared by threads, pipelined */
     /* Added after the contract's fields (append only): */
     size_t max_value_len;     /* 0: 512 MiB; a longer bulk reply is EPROTO, a longer value ETOOBIG */
     int scan_count;           /* 0: 1000; keys asked of each SCAN step of delete_all */

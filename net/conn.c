@@ -23,6 +23,12 @@
 
 #include "conn.h"
 
+#if !defined(REDKV_NO_THREADS) && defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#define RK_FUTEX 1        /* a waiter sleeps on its own word, not on the connection's lock */
+#endif
+
 /* A build without transports (REDKV_NO_TLS) has plain sockets only: these fold to
    constants, and the compiler drops every path of the transport. */
 #ifdef REDKV_NO_TLS
@@ -72,6 +78,9 @@ void rk_conn_init(rk_conn *c, const rk_config *cfg, int blocking)
     c->retired_fd = -1;
     c->blocking = blocking;
     resp_parser_init(&c->parser, &cfg->limits);
+#ifndef REDKV_NO_THREADS
+    pthread_mutex_init(&c->lock, NULL);
+#endif
 }
 
 /* ---- the request list ------------------------------------------------------------------ */
@@ -80,6 +89,9 @@ void rk_conn_push(rk_conn *c, rk_req *req)
 {
     req->next = NULL;
     req->completed = 0;
+#ifndef REDKV_NO_THREADS
+    req->waiter = NULL;
+#endif
     if (c->tail)
         c->tail->next = req;
     else
@@ -121,6 +133,20 @@ int rk_conn_reserve(rk_conn *c, size_t n)
 {
     return resp_buf_reserve(&c->out, n) ? rk_error(REDKV_ENOMEM, "out of memory") : REDKV_OK;
 }
+
+void rk_conn_unqueue(rk_conn *c, rk_req *req)
+{
+    rk_req **link = &c->head, *prev = NULL;
+    while (*link != req) {
+        prev = *link;
+        link = &prev->next;
+    }
+    *link = NULL;
+    c->tail = prev;
+    if (c->unsent == req)
+        c->unsent = NULL;
+    c->out.len -= req->len;
+}
 #endif
 
 int rk_conn_idle(const rk_conn *c) { return !c->head && !c->pending_error; }
@@ -158,8 +184,89 @@ void rk_conn_set_blocking(rk_conn *c, int blocking)
 }
 #endif
 
+#ifndef REDKV_NO_THREADS
+enum { W_WAITING, W_DONE, W_LEAD };
+
+/* A caller waiting for its request while another thread does the connection's I/O. */
+typedef struct rk_waiter {
+    int state;                /* W_*: what the leader told it */
+#ifndef RK_FUTEX
+    pthread_cond_t cv;
+#endif
+    char msg[256];            /* the error message its request ended with ("": none) */
+} rk_waiter;
+
+/* Tells a waiter (the connection's lock held). With a futex the waiter needs no lock to
+   see W_DONE, so it never queues on the lock behind the leader; the wake may reach the
+   word after the waiter has gone, which costs at most a spurious wake-up of a later
+   waiter at the same address (each sleeps in a loop). */
+static void waiter_tell(rk_waiter *w, int state)
+{
+#ifdef RK_FUTEX
+    __atomic_store_n(&w->state, state, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+#else
+    w->state = state;
+    pthread_cond_signal(&w->cv);
+#endif
+}
+
+/* Sleeps until told (the lock held on entry): W_DONE with the lock released, or W_LEAD
+   with it held. */
+static int waiter_sleep(rk_conn *c, rk_waiter *w)
+{
+#ifdef RK_FUTEX
+    int state;
+    pthread_mutex_unlock(&c->lock);
+    while ((state = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE)) == W_WAITING)
+        syscall(SYS_futex, &w->state, FUTEX_WAIT_PRIVATE, W_WAITING, NULL, NULL, 0);
+    if (state == W_LEAD)
+        pthread_mutex_lock(&c->lock);
+    return state;
+#else
+    while (w->state == W_WAITING)
+        pthread_cond_wait(&w->cv, &c->lock);
+    if (w->state == W_DONE)
+        pthread_mutex_unlock(&c->lock);
+    return w->state;
+#endif
+}
+
+/* Completes a request whose caller waits in another thread. Its done (the copy-out into
+   the caller's buffer) runs here, in the leader's thread, before the caller is told. A
+   message it leaves belongs to the caller's thread, not to this one: it goes with the
+   request. */
+static void complete_for(rk_req *r, int status, const resp_reply *reply)
+{
+    rk_waiter *w = r->waiter;
+    char mine[sizeof w->msg];
+    const char *text = rk_error_text();
+    snprintf(mine, sizeof mine, "%s", strcmp(text, "no error") ? text : "");
+    rk_error_clear();
+    r->status = status;
+    r->completed = 1;
+    r->done(r, status, reply);
+    text = rk_error_text();
+    if (strcmp(text, "no error") != 0)
+        snprintf(w->msg, sizeof w->msg, "%s", text);
+    else if (status != REDKV_OK)       /* what the connection failed with, set before */
+        snprintf(w->msg, sizeof w->msg, "%s", mine);
+    if (mine[0])
+        rk_error(0, "%s", mine);
+    else
+        rk_error_clear();
+    waiter_tell(w, W_DONE);
+}
+#endif
+
 static void complete(rk_req *r, int status, const resp_reply *reply)
 {
+#ifndef REDKV_NO_THREADS
+    if (r->waiter) {
+        complete_for(r, status, reply);
+        return;
+    }
+#endif
     r->status = status;
     r->completed = 1;
     r->done(r, status, reply);        /* may release r: not touched after this */
@@ -214,6 +321,7 @@ static void drop_socket(rk_conn *c)
         rk_lookup_drop(c->lookup);
         c->lookup = NULL;
     }
+    c->drops += c->fd >= 0;
     if (c->fd >= 0 && !c->blocking) {
         shutdown(c->fd, SHUT_RDWR);
         if (c->retired_fd >= 0)
@@ -287,6 +395,9 @@ void rk_conn_free(rk_conn *c)
     resp_free(c->in);
     c->in = NULL;
     resp_parser_free(&c->parser);
+#ifndef REDKV_NO_THREADS
+    pthread_mutex_destroy(&c->lock);
+#endif
 }
 
 
@@ -878,7 +989,15 @@ static int read_blocking(rk_conn *c)
             c->rcvtimeo_ms = (int)left;
             set_timeout(c->fd, SO_RCVTIMEO, c->rcvtimeo_ms);
         }
+#ifndef REDKV_NO_THREADS
+        if (c->leading)               /* others may queue meanwhile; in is the leader's */
+            pthread_mutex_unlock(&c->lock);
         int n = conn_read(c);
+        if (c->leading)
+            pthread_mutex_lock(&c->lock);
+#else
+        int n = conn_read(c);
+#endif
         if (n != 0)
             return n;
         if (c->rcvtimeo_ms < left) {    /* an earlier call left it short */
@@ -906,6 +1025,77 @@ int rk_conn_run(rk_conn *c, rk_req *req)
     }
     return req->status;
 }
+
+#ifndef REDKV_NO_THREADS
+/* The leader's work (lock held): everything queued goes out in one write, replies are
+   handed to their requests, until req is done; what others queued meanwhile is written
+   before leaving, so that it is on its way while the lead passes on. */
+static void lead(rk_conn *c, rk_req *req)
+{
+    int rc = 0;
+    if (c->fd < 0 && (rc = connect_blocking(c)) != 0) {
+        rk_conn_fail_all(c, rc);
+        return;
+    }
+    while (!req->completed || (c->fd >= 0 && has_output(c))) {
+        if (has_output(c))
+            rc = conn_write(c);
+        else if ((rc = read_blocking(c)) > 0)
+            rc = conn_dispatch(c);
+        if (rc < 0 && c->fd >= 0)
+            rk_conn_fail(c, rc);
+        if (rc < 0 && !req->completed)          /* it was not written yet */
+            rk_conn_fail_all(c, rc);
+    }
+}
+
+/* Wakes the first caller still waiting, to lead. */
+static void pass_lead(rk_conn *c)
+{
+    for (rk_req *r = c->head; r; r = r->next) {
+        if (r->waiter) {
+            waiter_tell(r->waiter, W_LEAD);
+            return;
+        }
+    }
+}
+
+int rk_conn_run_shared(rk_conn *c, rk_req *req)
+{
+    rk_waiter w;
+    int waited = 0;
+    while (!req->completed) {
+        if (!c->leading) {
+            req->waiter = NULL;       /* its reply now comes in this thread */
+            c->leading = 1;
+            lead(c, req);
+            c->leading = 0;
+            pass_lead(c);
+            continue;
+        }
+        if (!waited++) {              /* signalling costs only when somebody waits */
+#ifndef RK_FUTEX
+            pthread_cond_init(&w.cv, NULL);
+#endif
+            w.msg[0] = 0;
+        }
+        w.state = W_WAITING;
+        req->waiter = &w;
+        if (waiter_sleep(c, &w) == W_DONE)
+            goto done;
+    }
+    pthread_mutex_unlock(&c->lock);
+done:
+    if (waited) {
+#ifndef RK_FUTEX
+        pthread_cond_destroy(&w.cv);
+#endif
+        if (w.msg[0])
+            rk_error(0, "%s", w.msg);
+    }
+    return req->status;
+}
+#endif
 
 void rk_conn_drain(rk_conn *c)
 {

@@ -59,12 +59,20 @@ struct rk_conn {
     unsigned errors_delivered;  /* errors given to the caller's requests so far */
     unsigned long replies_ever; /* replies read, over every socket */
     unsigned long losses;       /* times the connection was lost (ECONN) */
+    unsigned long drops;        /* sockets closed: a new one is a new server session */
     int64_t connect_spent_ms;   /* blocking: what the last run spent connecting */
     resp_parser parser;
 
     rk_req *head, *tail;      /* in order; the written ones first */
     rk_req *unsent;           /* the first request not completely written, or NULL */
     size_t unsent_done;       /* bytes of it already written */
+#ifndef REDKV_NO_THREADS
+    /* Blocking calls of many threads share a pooled connection: each queues its request
+       under lock, and one of them at a time (the leader) writes and reads for all. */
+    pthread_mutex_t lock;     /* the request list and out; in, parser: the leader's alone */
+    int leading;              /* a caller is doing this connection's I/O */
+    int users, lent;          /* the pool's (under its lock): callers sharing it; lent whole */
+#endif
     rk_req hs_req[RK_MAX_HANDSHAKE];  /* the handshake, in order */
     unsigned char hs_steps[RK_MAX_HANDSHAKE];  /* which step each is */
     int hs_left;
@@ -94,6 +102,22 @@ RK_INTERNAL void rk_conn_counts(const rk_conn *c, unsigned long *replies, unsign
 /* Blocking: connects if needed, then writes and reads until req is done or its deadline
    passes. Returns REDKV_OK when req->done ran with a reply, else the error given to it. */
 RK_INTERNAL int rk_conn_run(rk_conn *c, rk_req *req);
+#ifdef REDKV_NO_THREADS
+#define rk_conn_lock(c)   ((void)0)
+#define rk_conn_unlock(c) ((void)0)
+#define rk_conn_run_shared rk_conn_run   /* no lock to release */
+#else
+#define rk_conn_lock(c)   pthread_mutex_lock(&(c)->lock)
+#define rk_conn_unlock(c) pthread_mutex_unlock(&(c)->lock)
+/* rk_conn_run for a connection shared by threads, called with its lock held (req queued
+   under it), which it releases: when another caller is doing the I/O, waits for it to
+   hand req its reply (or the lead); else does the I/O for every request queued, its own
+   and the others'. */
+RK_INTERNAL int rk_conn_run_shared(rk_conn *c, rk_req *req);
+#endif
+/* Takes back req, the last request queued and not yet written (its ASKING when the command
+   could not be queued). */
+RK_INTERNAL void rk_conn_unqueue(rk_conn *c, rk_req *req);
 /* Blocking: runs until no request is left, those queued meanwhile (by done callbacks)
    included. */
 RK_INTERNAL void rk_conn_drain(rk_conn *c);
@@ -114,18 +138,31 @@ RK_INTERNAL int rk_conn_fail_all(rk_conn *c, int status);
 
 typedef struct rk_pool {
     const rk_config *cfg;
-    rk_conn **idle;           /* a stack of connections not in use */
-    int nidle, created, size;
+    rk_conn **conns;          /* made on first need, at most size */
+    int created, size;
 #ifndef REDKV_NO_THREADS
     pthread_mutex_t lock;
-    pthread_cond_t freed;
+    pthread_cond_t freed;     /* a connection was given back, or its last sharer left */
+#else
+    int busy;                 /* the one connection is in use */
 #endif
 } rk_pool;
 
 RK_INTERNAL int rk_pool_init(rk_pool *p, const rk_config *cfg);
 RK_INTERNAL void rk_pool_free(rk_pool *p);         /* every connection must have been given back */
-/* Borrows a connection, waiting until deadline if all are busy: OK, ETIMEDOUT, ENOMEM. */
+/* Borrows a connection whole (nobody else queues on it), waiting until deadline if all are
+   in use: OK, ETIMEDOUT, ENOMEM. */
 RK_INTERNAL int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out);
 RK_INTERNAL void rk_pool_put(rk_pool *p, rk_conn *c);
+#ifdef REDKV_NO_THREADS
+#define rk_pool_share   rk_pool_get
+#define rk_pool_unshare rk_pool_put
+#else
+/* A connection to queue a blocking call on, shared with other threads' calls (an unused
+   one first, then a new one, then the least shared); waits only while every connection is
+   lent whole. rk_pool_unshare: the call is over. */
+RK_INTERNAL int rk_pool_share(rk_pool *p, int64_t deadline, rk_conn **out);
+RK_INTERNAL void rk_pool_unshare(rk_pool *p, rk_conn *c);
+#endif
 
 #endif

@@ -105,6 +105,9 @@ struct rk_req {
     void *ctx;                /* the owner's */
     int status;               /* what done was given */
     int completed;            /* set just before done runs */
+#ifndef REDKV_NO_THREADS
+    struct rk_waiter *waiter; /* its caller waits in another thread (conn.c); NULL: none */
+#endif
 };
 
 /* CONNECTING: TCP; SECURING: the transport's handshake (TLS); HANDSHAKE: AUTH, SELECT. */

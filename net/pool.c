@@ -1,6 +1,8 @@
 /* pool.c - a bounded set of blocking connections shared by threads. Connections are made
- * on first need; a caller waits for a free one until its deadline. With REDKV_NO_THREADS
- * there are no locks and the pool holds at most one connection. */
+ * on first need. A blocking call shares one (rk_pool_share): calls of many threads queue
+ * on it, pipelined, so a call never waits for a free connection; delete_all and the
+ * cluster's map reading borrow one whole (rk_pool_get), waiting until its sharers are
+ * done. With REDKV_NO_THREADS there are no locks and the pool holds one connection. */
 #include "fmacros.h"
 
 #include <errno.h>
@@ -9,21 +11,67 @@
 
 #include "conn.h"
 
+/* A new connection in the pool's next slot (the caller checked there is one). */
+static rk_conn *pool_add(rk_pool *p)
+{
+    rk_conn *c = resp_malloc(sizeof *c);
+    if (!c) {
+        rk_error(REDKV_ENOMEM, "out of memory");
+        return NULL;
+    }
+    rk_conn_init(c, p->cfg, 1);
+    p->conns[p->created++] = c;
+    return c;
+}
+
+static void free_conns(rk_pool *p)
+{
+    for (int i = 0; i < p->created; i++) {
+        rk_conn_free(p->conns[i]);
+        resp_free(p->conns[i]);
+    }
+    resp_free(p->conns);
+    p->conns = NULL;
+    p->created = 0;
+}
+
 #ifdef REDKV_NO_THREADS
-#define POOL_LOCK(p)   ((void)0)
-#define POOL_UNLOCK(p) ((void)0)
-#else
-#define POOL_LOCK(p)   pthread_mutex_lock(&(p)->lock)
-#define POOL_UNLOCK(p) pthread_mutex_unlock(&(p)->lock)
-#endif
 
 int rk_pool_init(rk_pool *p, const rk_config *cfg)
 {
     memset(p, 0, sizeof *p);
     p->cfg = cfg;
-#ifdef REDKV_NO_THREADS
     p->size = 1;
+    if (!(p->conns = resp_malloc(sizeof *p->conns)))
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    return REDKV_OK;
+}
+
+void rk_pool_free(rk_pool *p) { free_conns(p); }
+
+int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out)
+{
+    (void)deadline;
+    if (p->busy)
+        return rk_error(REDKV_EINVAL, "the connection is in use (built without threads)");
+    if (!(*out = p->created ? p->conns[0] : pool_add(p)))
+        return REDKV_ENOMEM;
+    p->busy = 1;
+    return REDKV_OK;
+}
+
+void rk_pool_put(rk_pool *p, rk_conn *c)
+{
+    (void)c;
+    p->busy = 0;
+}
+
 #else
+
+int rk_pool_init(rk_pool *p, const rk_config *cfg)
+{
+    memset(p, 0, sizeof *p);
+    p->cfg = cfg;
     p->size = cfg->pool_size > 0 ? cfg->pool_size : 1;
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -36,9 +84,7 @@ int rk_pool_init(rk_pool *p, const rk_config *cfg)
         pthread_cond_destroy(&p->freed);
         return rk_error(REDKV_ENOMEM, "cannot create the pool's lock");
     }
-#endif
-    p->idle = resp_malloc((size_t)p->size * sizeof *p->idle);
-    if (!p->idle) {
+    if (!(p->conns = resp_malloc((size_t)p->size * sizeof *p->conns))) {
         rk_pool_free(p);
         return rk_error(REDKV_ENOMEM, "out of memory");
     }
@@ -47,20 +93,13 @@ int rk_pool_init(rk_pool *p, const rk_config *cfg)
 
 void rk_pool_free(rk_pool *p)
 {
-    for (int i = 0; i < p->nidle; i++) {
-        rk_conn_free(p->idle[i]);
-        resp_free(p->idle[i]);
-    }
-    resp_free(p->idle);
-    p->idle = NULL;
-    p->nidle = p->created = 0;
-#ifndef REDKV_NO_THREADS
+    free_conns(p);
     pthread_mutex_destroy(&p->lock);
     pthread_cond_destroy(&p->freed);
-#endif
 }
 
-#ifndef REDKV_NO_THREADS
+/* Waits (the pool's lock held) until a connection is given back or deadline: 0 or
+   ETIMEDOUT. */
 static int wait_until(rk_pool *p, int64_t deadline)
 {
     struct timespec ts;
@@ -76,50 +115,68 @@ static int wait_until(rk_pool *p, int64_t deadline)
     }
     return pthread_cond_timedwait(&p->freed, &p->lock, &ts);
 }
-#endif
 
-int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out)
+/* The connection not lent whole with the fewest sharers, or NULL. */
+static rk_conn *least_shared(const rk_pool *p)
 {
-    POOL_LOCK(p);
-    while (p->nidle == 0 && p->created >= p->size) {
-#ifdef REDKV_NO_THREADS
-        (void)deadline;
-        return rk_error(REDKV_EINVAL, "the connection is in use (built without threads)");
-#else
-        if (wait_until(p, deadline) == ETIMEDOUT && p->nidle == 0) {
-            POOL_UNLOCK(p);
+    rk_conn *best = NULL;
+    for (int i = 0; i < p->created; i++) {
+        rk_conn *c = p->conns[i];
+        if (!c->lent && (!best || c->users < best->users))
+            best = c;
+    }
+    return best;
+}
+
+/* Picks a connection for a caller (the pool's lock held): for whole use, only one nobody
+   uses; for sharing, an unused one, else a new one while there is room, else the least
+   shared. NULL with *err set: none now (0: wait; else the error). */
+static rk_conn *pool_pick(rk_pool *p, int whole, int *err)
+{
+    rk_conn *c = least_shared(p);
+    *err = 0;
+    if (c && (c->users == 0 || (!whole && p->created == p->size)))
+        return c;
+    if (p->created < p->size) {
+        c = pool_add(p);
+        *err = c ? 0 : REDKV_ENOMEM;
+        return c;
+    }
+    return NULL;
+}
+
+static int take(rk_pool *p, int whole, int64_t deadline, rk_conn **out)
+{
+    int err;
+    rk_conn *c;
+    pthread_mutex_lock(&p->lock);
+    while (!(c = pool_pick(p, whole, &err)) && !err) {
+        if (wait_until(p, deadline) == ETIMEDOUT && !(c = pool_pick(p, whole, &err)) && !err) {
+            pthread_mutex_unlock(&p->lock);
             return rk_error(REDKV_ETIMEDOUT, "every pooled connection stayed busy past the timeout");
         }
-#endif
     }
-    if (p->nidle > 0) {
-        *out = p->idle[--p->nidle];
-        POOL_UNLOCK(p);
-        return REDKV_OK;
+    if (c) {
+        c->users++;
+        c->lent = whole;
     }
-    p->created++;                      /* reserve the slot, then build outside the lock */
-    POOL_UNLOCK(p);
-    rk_conn *c = resp_malloc(sizeof *c);
-    if (!c) {
-        POOL_LOCK(p);
-        p->created--;
-#ifndef REDKV_NO_THREADS
-        pthread_cond_signal(&p->freed);
-#endif
-        POOL_UNLOCK(p);
-        return rk_error(REDKV_ENOMEM, "out of memory");
-    }
-    rk_conn_init(c, p->cfg, 1);
+    pthread_mutex_unlock(&p->lock);
     *out = c;
-    return REDKV_OK;
+    return err;
 }
 
-void rk_pool_put(rk_pool *p, rk_conn *c)
+static void give_back(rk_pool *p, rk_conn *c)
 {
-    POOL_LOCK(p);
-    p->idle[p->nidle++] = c;
-#ifndef REDKV_NO_THREADS
-    pthread_cond_signal(&p->freed);
-#endif
-    POOL_UNLOCK(p);
+    pthread_mutex_lock(&p->lock);
+    c->lent = 0;
+    if (--c->users == 0)
+        pthread_cond_broadcast(&p->freed);
+    pthread_mutex_unlock(&p->lock);
 }
+
+int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out) { return take(p, 1, deadline, out); }
+void rk_pool_put(rk_pool *p, rk_conn *c) { give_back(p, c); }
+int rk_pool_share(rk_pool *p, int64_t deadline, rk_conn **out) { return take(p, 0, deadline, out); }
+void rk_pool_unshare(rk_pool *p, rk_conn *c) { give_back(p, c); }
+
+#endif

@@ -324,29 +324,43 @@ static void try_done(rk_req *req, int status, const resp_reply *reply)
 static int try_on(route_try *t, rk_node *node, const rk_cmd *cmd, int asking)
 {
     rk_conn *c;
-    int rc = rk_pool_get(&node->pool, t->deadline, &c);
+    int rc = rk_pool_share(&node->pool, t->deadline, &c);
     if (rc)
         return t->req.status = rc;
     for (int attempt = 0; attempt < 2; attempt++) {
         /* no single wait lasts longer than the command timeout, nor past the call's end */
         int64_t wait_until = rk_deadline(t->router->cfg->command_timeout_ms);
+#ifndef REDKV_NO_THREADS
+        /* another caller holds the lock while connecting: that time is connecting too */
+        int64_t before = wait_until;
+        rk_conn_lock(c);
+        wait_until = rk_deadline(t->router->cfg->command_timeout_ms);
+        int64_t waited = wait_until - before;
+        t->deadline += waited < t->router->cfg->connect_timeout_ms
+                           ? waited : t->router->cfg->connect_timeout_ms;
+#endif
         wait_until = wait_until < t->deadline ? wait_until : t->deadline;
         int reused = rk_conn_is_open(c);
         t->action = RK_DELIVER;
         t->asking.done = asking_done;
         t->req.done = try_done;
-        if (asking && (rc = rk_conn_queue(c, &t->asking, encode_asking, NULL, wait_until)) != 0)
-            break;
-        if ((rc = rk_conn_queue(c, &t->req, cmd->encode, cmd->arg, wait_until)) != 0) {
-            rk_conn_fail_all(c, rc);   /* the ASKING alone must not stay */
+        if (asking && (rc = rk_conn_queue(c, &t->asking, encode_asking, NULL, wait_until)) != 0) {
+            rk_conn_unlock(c);
             break;
         }
-        rc = rk_conn_run(c, &t->req);
-        t->deadline += rk_conn_connect_spent(c);   /* connecting has its own timeout */
+        if ((rc = rk_conn_queue(c, &t->req, cmd->encode, cmd->arg, wait_until)) != 0) {
+            if (asking)                /* the ASKING alone must not stay */
+                rk_conn_unqueue(c, &t->asking);
+            rk_conn_unlock(c);
+            break;
+        }
+        rc = rk_conn_run_shared(c, &t->req);        /* and unlocks */
+        /* connecting has its own timeout: it moved the request's deadline on */
+        t->deadline += t->req.deadline - wait_until;
         if (!(rc == REDKV_ECONN && reused && !t->user->completed))
             break;
     }
-    rk_pool_put(&node->pool, c);
+    rk_pool_unshare(&node->pool, c);
     return t->req.status = rc;
 }
 
@@ -438,13 +452,38 @@ static void sync_node(rk_router *r, rk_node *node) { (void)r, (void)node; }
 static int open_epoll(rk_router *r) { return (void)r, -1; }
 #endif
 
+static void prelude_done(rk_req *req, int status, const resp_reply *reply)
+{
+    (void)req;
+    (void)status;
+    (void)reply;                       /* a failure shows in the command's own reply */
+}
+
+/* Queues a's prelude ahead of it, once per connection (a new socket may be a server that
+   forgot the script: restarted, failed over). A prelude still queued goes out first on the
+   next connection anyway. */
+static int send_prelude(rk_node *node, const rk_areq *a)
+{
+    rk_conn *c = &node->async;
+    if (!a->prelude || node->prelude_for == c->drops + 1)
+        return REDKV_OK;
+    if (node->prelude_for && !node->prelude.completed) {
+        node->prelude_for = c->drops + 1;
+        return REDKV_OK;
+    }
+    memset(&node->prelude, 0, sizeof node->prelude);
+    node->prelude.done = prelude_done;
+    node->prelude_for = c->drops + 1;
+    return rk_conn_queue(c, &node->prelude, a->prelude, NULL, a->req.deadline);
+}
+
 /* Queues a on node's async connection (after ASKING when asking). */
 static int send_async(rk_router *r, rk_node *node, rk_areq *a, const rk_cmd *cmd, int asking)
 {
     rk_conn *c = &node->async;
-    int rc = REDKV_OK;
+    int rc = send_prelude(node, a);
     /* With ASKING, room for both first: an ASKING must never go out alone. */
-    if (asking && (rc = rk_conn_reserve(c, 2 * 23 + 8 + a->copy.len)) == REDKV_OK) {
+    if (rc == REDKV_OK && asking && (rc = rk_conn_reserve(c, 2 * 23 + 8 + a->copy.len)) == REDKV_OK) {
         a->asking.done = asking_done;
         rc = rk_conn_queue(c, &a->asking, encode_asking, NULL, a->req.deadline);
     }
@@ -513,6 +552,7 @@ int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a)
     a->router = r;
     a->slot = cmd_slot(r, cmd);
     a->tries = 0;
+    a->prelude = cmd->prelude;
     a->req.done = async_done;
     a->copy.len = 0;
     if (REDIRECTS(r) && cmd->encode(&a->copy, cmd->arg)) {   /* kept for a redirection */

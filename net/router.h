@@ -20,6 +20,8 @@ typedef struct rk_cmd {
     const void *prefix, *key;
     size_t plen, klen;
     int keyless;              /* touches no key (PING): any node serves it */
+    rk_encode_fn *prelude;    /* async: sent once on each connection before the first such
+                                 command (SCRIPT LOAD before EVALSHA); NULL: none */
 } rk_cmd;
 
 typedef struct rk_router rk_router;
@@ -31,6 +33,7 @@ typedef struct rk_areq {
     rk_router *router;        /* set when queued */
     resp_buf copy;            /* the command, kept to send again after a redirection */
     rk_req asking;            /* ASKING before it, after an ASK */
+    rk_encode_fn *prelude;    /* the command's (rk_cmd) */
     int slot, tries;
     int64_t retry_at;         /* when delayed */
     struct rk_areq *next_delayed;

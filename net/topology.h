@@ -14,6 +14,8 @@ typedef struct rk_node {
     rk_pool pool;
     rk_conn async;
     int reg_fd, reg_events;   /* what the router's epoll descriptor was told of async */
+    rk_req prelude;           /* async: the last prelude queued (SCRIPT LOAD) */
+    unsigned long prelude_for;   /* async.drops + 1 when it was queued; 0: never */
 } rk_node;
 
 /* A topology: how a router picks its nodes. NULL redirected/refresh: it has none. */

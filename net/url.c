@@ -9,7 +9,7 @@
 #include "tls.h"
 
 #define DEFAULT_TIMEOUT_MS 5000
-#define DEFAULT_POOL_SIZE  4
+#define DEFAULT_POOL_SIZE  2
 
 char *rk_strndup(const char *s, size_t n)
 {

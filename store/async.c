@@ -14,13 +14,22 @@ struct rk_op {
     redkv_cb *cb;
     void *arg;
     rk_op *next_free;
+    /* A renewal goes by EVALSHA; after NOSCRIPT it goes again with the script's text. */
+    resp_buf key;             /* its key, kept to send it again */
+    int64_t ms;
+    int held;                 /* in the client's held list: HELD_RESENT or HELD_DONE */
+    rk_result res;            /* HELD_DONE: the outcome, its value a copy */
+    rk_op *next_held;
 };
+
+enum { HELD_NO, HELD_RESENT, HELD_DONE };
 
 void rk_async_free_ops(rk_client *cl)
 {
     while (cl->free_ops) {
         rk_op *next = cl->free_ops->next_free;
         rk_areq_free(&cl->free_ops->areq);
+        resp_buf_free(&cl->free_ops->key);
         resp_free(cl->free_ops);
         cl->free_ops = next;
     }
@@ -45,22 +54,106 @@ static void recycle(rk_client *cl, rk_op *op)
     cl->free_ops = op;
 }
 
-static void op_done(rk_req *req, int status, const resp_reply *reply)
+/* Calls the owner back with res and lets go of op. */
+static void call_back(rk_op *op, const rk_result *res)
 {
-    rk_op *op = (rk_op *)req;
     redkv *s = op->store;
     rk_client *cl = s->cl;
-    rk_result res;
-    rk_interpret(op->kind, status, reply, &res);
-    if (op->kind == OP_EXISTS && res.status == REDKV_OK)
-        res.n = res.n > 0;
     redkv_cb *cb = op->cb;
     void *arg = op->arg;
     recycle(cl, op);                   /* first: the callback may queue anew */
     cl->pending--;
     if (cb)
-        cb(s, res.status, res.val, res.vlen, res.n, arg);
+        cb(s, res->status, res->val, res->vlen, res->n, arg);
     rk_store_release(s);
+}
+
+static void hold(rk_client *cl, rk_op *op, int how)
+{
+    op->held = how;
+    op->next_held = NULL;
+    if (cl->held_tail)
+        cl->held_tail->next_held = op;
+    else
+        cl->held = op;
+    cl->held_tail = op;
+}
+
+/* Keeps op's outcome for later: its value copied out of the read buffer. */
+static void keep(rk_op *op, const rk_result *res)
+{
+    op->res = *res;
+    op->res.val = NULL;
+    if (res->val && res->status == REDKV_OK) {
+        char *copy = resp_malloc(res->vlen ? res->vlen : 1);
+        if (copy)
+            memcpy(copy, res->val, res->vlen);
+        else
+            op->res.status = rk_error(REDKV_ENOMEM, "out of memory for a value");
+        op->res.val = copy;
+    }
+}
+
+/* Calls back, in order, every held request whose outcome is known. */
+static void release_held(rk_client *cl)
+{
+    while (cl->held && cl->held->held == HELD_DONE) {
+        rk_op *op = cl->held;
+        cl->held = op->next_held;
+        if (!cl->held)
+            cl->held_tail = NULL;
+        op->held = HELD_NO;
+        rk_result res = op->res;
+        call_back(op, &res);
+        resp_free((char *)res.val);
+    }
+}
+
+static int send_op(rk_op *op, const rk_args *a);
+
+/* NOSCRIPT (after SCRIPT FLUSH, a restart, a failover): the renewal goes again with the
+   script's text, which caches it anew. Requests already in flight behind it are answered
+   first: their callbacks are held until it is, so that callbacks keep the order of the
+   requests. */
+static int resend_with_text(rk_op *op)
+{
+    rk_args a = {op->key.data, NULL, op->key.len, 0, op->ms, 0};
+    op->kind = OP_RENEW_EVAL;
+    return send_op(op, &a);
+}
+
+static void op_done(rk_req *req, int status, const resp_reply *reply)
+{
+    rk_op *op = (rk_op *)req;
+    rk_client *cl = op->store->cl;
+    rk_result res;
+    rk_interpret(op->kind, status, reply, &res);
+    if (op->kind == OP_EXISTS && res.status == REDKV_OK)
+        res.n = res.n > 0;
+    if (res.noscript && resend_with_text(op) == REDKV_OK) {
+        if (op->held == HELD_NO)
+            hold(cl, op, HELD_RESENT);
+        return;
+    }
+    if (op->held == HELD_RESENT) {     /* its second answer: the first of those held */
+        keep(op, &res);
+        op->held = HELD_DONE;
+        release_held(cl);
+    } else if (cl->held) {
+        keep(op, &res);
+        hold(cl, op, HELD_DONE);
+    } else {
+        call_back(op, &res);
+    }
+}
+
+/* Gives op (filled) to the router for the command of kind op->kind on a. */
+static int send_op(rk_op *op, const rk_args *a)
+{
+    rk_op_cmd oc;
+    rk_op_cmd_init(&oc, op->store, op->kind, a);
+    op->areq.done = op_done;
+    return rk_route_queue(op->store->cl->router, &oc.cmd, &op->areq);
 }
 
 static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg)
@@ -69,16 +162,22 @@ static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, vo
     rk_op *op = take_op(cl);
     if (!op)
         return REDKV_ENOMEM;
-    rk_op_cmd oc;
-    rk_op_cmd_init(&oc, s, kind, a);
     memset(&op->areq.req, 0, sizeof op->areq.req);
     op->areq.req.deadline = rk_deadline(cl->cfg.command_timeout_ms);
-    op->areq.done = op_done;
     op->kind = kind;
     op->store = s;
     op->cb = cb;
     op->arg = arg;
-    int rc = rk_route_queue(cl->router, &oc.cmd, &op->areq);
+    op->held = HELD_NO;
+    op->key.len = 0;
+    op->ms = a->ms;
+    int rc = REDKV_OK;
+    if (kind == OP_RENEW_SHA && resp_buf_reserve(&op->key, a->klen ? a->klen : 1))
+        rc = rk_error(REDKV_ENOMEM, "out of memory");
+    else if (kind == OP_RENEW_SHA && a->klen)
+        memcpy(op->key.data, a->key, op->key.len = a->klen);
+    if (rc == REDKV_OK)
+        rc = send_op(op, a);
     if (rc != REDKV_OK) {
         recycle(cl, op);
         return rc;
@@ -97,8 +196,8 @@ int redkv_set_async(redkv *s, const void *key, size_t klen, const void *val, siz
     return rc == REDKV_ETOOBIG ? REDKV_EINVAL : rc ? rc : queue(s, OP_SET, &a, cb, arg);
 }
 
-/* A renewing read always carries the script's text: with many requests in flight, a
-   NOSCRIPT answer could not be retried without reordering them. */
+/* A renewing read goes by EVALSHA (40 bytes of SHA1, not the script's text); a NOSCRIPT
+   answer sends it again with the text, callbacks kept in order (op_done). */
 int redkv_get_async(redkv *s, const void *key, size_t klen, int64_t renew_for_ms, redkv_cb *cb,
                     void *arg)
 {
@@ -106,7 +205,7 @@ int redkv_get_async(redkv *s, const void *key, size_t klen, int64_t renew_for_ms
     int rc = rk_check_key(s, key, klen);
     if (!rc && renew_for_ms < 0)
         rc = rk_error(REDKV_EINVAL, "renew_for_ms must not be negative");
-    return rc ? rc : queue(s, renew_for_ms > 0 ? OP_RENEW_EVAL : OP_GET, &a, cb, arg);
+    return rc ? rc : queue(s, renew_for_ms > 0 ? OP_RENEW_SHA : OP_GET, &a, cb, arg);
 }
 
 static int key_async(redkv *s, enum rk_kind kind, const void *key, size_t klen, redkv_cb *cb,

@@ -83,6 +83,15 @@ static int encode_renew(resp_buf *out, const redkv *s, const rk_args *a, int by_
            resp_encode_int(out, a->ms);
 }
 
+/* SCRIPT LOAD of the renew script: queued on an asynchronous connection before its first
+   EVALSHA, so that a pipeline of renewals never meets NOSCRIPT on a new connection. */
+static int encode_script_load(resp_buf *out, const void *arg)
+{
+    (void)arg;
+    return resp_encode_header(out, 3) | resp_encode_arg(out, "SCRIPT", 6) |
+           resp_encode_arg(out, "LOAD", 4) | resp_encode_arg(out, RENEW_SCRIPT, sizeof RENEW_SCRIPT - 1);
+}
+
 /* The operation's command (rk_encode_fn): non-zero when memory ran out. */
 static int encode_op(resp_buf *out, const void *arg)
 {
@@ -114,6 +123,7 @@ void rk_op_cmd_init(rk_op_cmd *oc, const redkv *s, enum rk_kind kind, const rk_a
     oc->cmd.key = a->key;
     oc->cmd.klen = a->klen;
     oc->cmd.keyless = kind == OP_PING;
+    oc->cmd.prelude = kind == OP_RENEW_SHA ? encode_script_load : NULL;
 }
 
 static void read_value(const resp_reply *r, rk_result *res)
@@ -151,7 +161,11 @@ static void read_error(enum rk_kind kind, const resp_reply *r, rk_result *res)
     char text[200];
     rk_redact(text, sizeof text, r->str, r->len, NULL);
     res->noscript = kind == OP_RENEW_SHA && reply_starts(r, "NOSCRIPT");
-    if (rk_refusal(r->str, r->len))
+    int renew = kind == OP_RENEW_SHA || kind == OP_RENEW_EVAL;
+    if (renew && (reply_starts(r, "NOPERM") || reply_starts(r, "ERR unknown command")))
+        res->status = rk_error(REDKV_ESERVER, "renewal (get with renew_for_ms) needs scripting "
+                               "(EVALSHA and EVAL), which the server refuses: %s", text);
+    else if (rk_refusal(r->str, r->len))
         res->status = rk_error(REDKV_ECONN, "the server refused the connection: %s", text);
     else if (reply_starts(r, "NOAUTH") || reply_starts(r, "WRONGPASS"))
         res->status = rk_error(REDKV_EAUTH, "not authenticated: %s", text);

@@ -18,6 +18,7 @@ typedef struct rk_client {
     int in_process;           /* redkv_process (or the shutdown) is running callbacks */
     int shut_down;            /* the last store was closed inside a callback */
     rk_op *free_ops;          /* finished requests, kept for reuse */
+    rk_op *held, *held_tail;  /* after a NOSCRIPT: callbacks kept back to stay in order */
     int scan_count;
     void (*progress)(uint64_t deleted, void *arg);
     void *progress_arg;

@@ -8,6 +8,8 @@
  *   3. 8 threads with their own errors at once: each sees its own redkv_last_error().
  *   4. 4 threads through a server restart and CLIENT KILL: stale pooled connections.
  *   5. 4 threads each opening and closing whole clients at once.
+ *   6. 8 threads on one connection (pool of 1): every call rides the shared pipeline, one
+ *      thread leading at a time; each reads back only its own values.
  *
  * Exit status 0 when every scenario's checks passed; TSan reports its findings itself (and
  * `make test-tsan` fails on any). */
@@ -235,6 +237,9 @@ int main(void)
         return 1;
     redkv *s = open_store(2);
     run_threads("8 threads, a pool of 2", THREADS, share_pool, s);
+    redkv *one = open_store(1);
+    run_threads("one connection shared by 8", THREADS, share_pool, one);
+    redkv_close(one);
     run_threads("child namespaces", THREADS, children, s);
     run_threads("each thread's own error", THREADS, own_errors, s);
     redkv_close(s);
