@@ -27,6 +27,7 @@
 #define STATE_LOCK(s)      ((void)0)
 #define STATE_UNLOCK(s)    ((void)0)
 #define DISCOVERY_LOCK(s)  ((void)0)
+#define DISCOVERY_TRYLOCK(s) 0
 #define DISCOVERY_UNLOCK(s) ((void)0)
 #define TABLE_LOCK(r)      ((void)0)
 #define TABLE_UNLOCK(r)    ((void)0)
@@ -34,9 +35,17 @@
 #define STATE_LOCK(s)      pthread_mutex_lock(&(s)->lock)
 #define STATE_UNLOCK(s)    pthread_mutex_unlock(&(s)->lock)
 #define DISCOVERY_LOCK(s)  pthread_mutex_lock(&(s)->discovering)
+#define DISCOVERY_TRYLOCK(s) pthread_mutex_trylock(&(s)->discovering)
 #define DISCOVERY_UNLOCK(s) pthread_mutex_unlock(&(s)->discovering)
 #define TABLE_LOCK(r)      pthread_mutex_lock(&(r)->lock)
 #define TABLE_UNLOCK(r)    pthread_mutex_unlock(&(r)->lock)
+#endif
+
+/* How often the sentinels are asked again while all goes well. A manual failover (SENTINEL
+   FAILOVER) leaves the old master taking writes until the sentinels demote it, about 10 s
+   later; every write it takes meanwhile is lost. Asking again this often bounds that. */
+#ifndef REDKV_SENTINEL_RECHECK_MS
+#define REDKV_SENTINEL_RECHECK_MS 1000
 #endif
 
 #define MAX_SENTINELS 16      /* the configured ones and those they name */
@@ -55,6 +64,7 @@ typedef struct sentinel_state {
     int preferred;            /* the sentinel that answered last: asked first */
     rk_node *master;          /* confirmed; NULL until the first discovery succeeds */
     unsigned long found;      /* discoveries that succeeded: lets waiters skip theirs */
+    int64_t asked_at;         /* when the last discovery began */
     rk_node *async_node;      /* where asynchronous requests go: the event loop's own */
     rk_node *nowhere;         /* async requests while no master is known: fail to resolve */
 #ifndef REDKV_NO_THREADS
@@ -399,6 +409,8 @@ static int discovery_failed(const rk_router *r, const verdict *v, int asked)
 /* Asks the sentinels in turn, the last to answer first, until one names a master that
    confirms it; OK, or an error with the message set. Runs alone (the discovery lock);
    a thread that waited for another's discovery takes its answer. */
+static int discover_locked(rk_router *r, int64_t deadline);
+
 static int discover(rk_router *r, int64_t deadline)
 {
     sentinel_state *st = state_of(r);
@@ -409,10 +421,32 @@ static int discover(rk_router *r, int64_t deadline)
     STATE_LOCK(st);
     int fresh = st->found != seen;
     STATE_UNLOCK(st);
-    if (fresh) {
-        DISCOVERY_UNLOCK(st);
-        return REDKV_OK;
-    }
+    int rc = fresh ? REDKV_OK : discover_locked(r, deadline);
+    DISCOVERY_UNLOCK(st);
+    return rc;
+}
+
+/* While all goes well: asks the sentinels again when the last time is RECHECK_MS ago, unless
+   another thread is asking now (this call goes on with the master it knows). */
+static void recheck(rk_router *r, int64_t deadline)
+{
+    sentinel_state *st = state_of(r);
+    STATE_LOCK(st);
+    int due = rk_now_ms() - st->asked_at >= REDKV_SENTINEL_RECHECK_MS;
+    STATE_UNLOCK(st);
+    if (!due || DISCOVERY_TRYLOCK(st) != 0)
+        return;
+    discover_locked(r, deadline);      /* a failure keeps the master known */
+    DISCOVERY_UNLOCK(st);
+}
+
+/* The discovery itself, under the discovery lock. */
+static int discover_locked(rk_router *r, int64_t deadline)
+{
+    sentinel_state *st = state_of(r);
+    STATE_LOCK(st);
+    st->asked_at = rk_now_ms();
+    STATE_UNLOCK(st);
     verdict v;
     memset(&v, 0, sizeof v);
     rk_node *master = NULL;
@@ -431,7 +465,6 @@ static int discover(rk_router *r, int64_t deadline)
         st->found++;
         STATE_UNLOCK(st);
     }
-    DISCOVERY_UNLOCK(st);
     return rc;
 }
 
@@ -481,8 +514,11 @@ static int sentinel_node_for(rk_router *r, int slot, int64_t deadline, rk_node *
     (void)slot;
     /* Once a master is known it stays the answer until a refresh finds another: during a
        failover the router retries it, asking the sentinels again between tries. */
-    if ((*out = current_master(state_of(r))) != NULL)
+    if ((*out = current_master(state_of(r))) != NULL) {
+        recheck(r, deadline);
+        *out = current_master(state_of(r));
         return REDKV_OK;
+    }
     int rc = discover(r, deadline);
     *out = current_master(state_of(r));
     return rc == REDKV_OK && !*out ? rk_error(REDKV_ECONN, "no master known") : rc;
@@ -547,6 +583,8 @@ void rk_sentinel_follow(rk_router *r)
     if (r->async_stale) {
         r->async_stale = 0;
         r->topo->refresh(r, NULL, rk_deadline(r->cfg->command_timeout_ms));
+    } else if (current_master(st)) {
+        recheck(r, rk_deadline(r->cfg->command_timeout_ms));
     }
     rk_node *master = current_master(st);
     if (!master || master == st->async_node)
