@@ -168,11 +168,13 @@ static int parse_param(rk_config *cfg, const char *q, size_t klen, const char *v
             return rk_error(REDKV_ECONFIG, "bad URL: %.*s must be a number of seconds",
                             (int)klen, q);
         *(klen == 14 ? &cfg->command_timeout_ms : &cfg->connect_timeout_ms) = (int)num;
+#ifndef REDKV_NO_SENTINEL
     } else if (is_param(q, klen, "sentinel_username") || is_param(q, klen, "sentinel_password")) {
         char **field = klen == 17 && q[9] == 'u' ? &cfg->sentinel_user : &cfg->sentinel_pass;
         resp_free(*field);
         if (!(*field = dup_decoded(v, vlen)))
             return REDKV_ENOMEM;
+#endif
     } else if (is_param(q, klen, "max_connections")) {
         if ((num = parse_number(v, vlen, 65536)) <= 0)
             return rk_error(REDKV_ECONFIG, "bad URL: max_connections must be a positive number");
@@ -488,6 +490,10 @@ static int finish_cluster(rk_config *cfg)
    sentinel, as it moves a cluster's first seed. */
 static int finish_sentinel(rk_config *cfg, const rk_settings *set)
 {
+#ifdef REDKV_NO_SENTINEL
+    (void)cfg, (void)set;              /* parse_url refused Sentinel already */
+    return REDKV_OK;
+#else
     if (!cfg->sentinel)
         return cfg->sentinel_user || cfg->sentinel_pass
                    ? rk_error(REDKV_ECONFIG, "bad URL: sentinel_username and sentinel_password "
@@ -503,6 +509,7 @@ static int finish_sentinel(rk_config *cfg, const rk_settings *set)
     if (cfg->nseeds > 0)
         cfg->seeds[0].port = cfg->port;
     return REDKV_OK;
+#endif
 }
 
 int rk_config_init(rk_config *cfg, const rk_settings *set)
