@@ -70,7 +70,12 @@ typedef struct {
                                  unix:///path/to/socket[?db=N]; IPv6 hosts in [brackets];
                                  Redis Cluster:
                                  redis+cluster://[[user]:password@]host:port[,host:port...]
-                                 (seed nodes, any one reachable is enough; database 0 only) */
+                                 (seed nodes, any one reachable is enough; database 0 only);
+                                 Redis Sentinel:
+                                 redis+sentinel://[[user]:password@]host:port[,host:port...]/
+                                 MASTER_NAME[/db][?sentinel_username=U&sentinel_password=P]
+                                 (sentinels, port 26379 by default; the userinfo is the data
+                                 nodes'; rediss+sentinel:// for TLS to sentinels and nodes) */
     int db;                   /* <= 0: from the URL (else 0); > 0: that database */
     int port;                 /* <= 0: from the URL (else 6379) */
     const char *username;     /* NULL: from the URL */
@@ -102,6 +107,10 @@ typedef struct {
        go through it, rediss:// or not. NULL: the built-in one (rediss://) or none. It must
        outlive every store of this open. See redkv_transport. */
     const struct redkv_transport *transport;
+    /* Redis Sentinel: non-NULL, the URL's hosts (redis://h1:26379,h2:26379[/db]) are
+       sentinels, and the store runs on the master they know by this name, following it
+       across failovers (as redis+sentinel://.../NAME says; this name wins over the URL's). */
+    const char *sentinel_master;
 } redkv_options;
 
 /* ---- transports: a TLS stack that redkv does not build in ----------------------------- */

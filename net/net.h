@@ -45,6 +45,7 @@ typedef struct rk_settings {
     const char *tls_ca_file, *tls_cert_file, *tls_key_file, *tls_server_name;
     int tls_no_verify;
     const redkv_transport *transport;
+    const char *sentinel_master;   /* non-NULL: the URL's hosts are sentinels of this master */
 } rk_settings;
 
 enum rk_verify { RK_VERIFY_REQUIRED, RK_VERIFY_OPTIONAL, RK_VERIFY_NONE };
@@ -72,6 +73,11 @@ typedef struct rk_config {
     const redkv_transport *tp;
     redkv_transport tls_tp;
     int tls_owned;
+    /* Redis Sentinel (redis+sentinel://, or sentinel_master set): the seeds are the
+       sentinels (host and port: the first); user, pass and db are the data nodes'. */
+    int sentinel;
+    char *sentinel_master;    /* the name the sentinels know the master by */
+    char *sentinel_user, *sentinel_pass;   /* AUTH to the sentinels; NULL: none */
 } rk_config;
 
 /* Reads the URL (NULL: the default) and applies the settings' overrides (set may be NULL).

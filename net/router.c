@@ -28,10 +28,15 @@
 #ifdef REDKV_NO_CLUSTER
 #define MULTI(r)     ((void)(r), 0)
 #define REDIRECTS(r) ((void)(r), 0)
-#define RETRIES(r)   ((void)(r), 0)
 #else
 #define MULTI(r)     ((r)->multi)
 #define REDIRECTS(r) ((r)->topo->redirected != NULL)
+#endif
+/* A cluster and Sentinel retry after a lost node (Sentinel: a failover); without both
+   this folds to 0 too. */
+#if defined(REDKV_NO_CLUSTER) && defined(REDKV_NO_SENTINEL)
+#define RETRIES(r)   ((void)(r), 0)
+#else
 #define RETRIES(r)   ((r)->topo->refresh != NULL)
 #endif
 
@@ -166,6 +171,8 @@ int rk_router_new(const rk_config *cfg, rk_router **out)
     rk_node *node = NULL;
     if (cfg->cluster)
         rc = rk_cluster_attach(r);
+    else if (cfg->sentinel)
+        rc = rk_sentinel_attach(r);
     else if (!(node = rk_node_new(cfg, NULL, 0, 0)) || rk_router_add(r, node) < 0)
         rc = rk_error(REDKV_ENOMEM, "out of memory");
     if (rc != REDKV_OK) {
@@ -535,7 +542,7 @@ static void async_done(rk_req *req, int status, const resp_reply *reply)
             return;
         }
     }
-    if (MULTI(r) && status == REDKV_ECONN && r->topo->refresh)
+    if (RETRIES(r) && (status == REDKV_ECONN || action == RK_RETRY))
         r->async_stale = 1;            /* the next request learns the map anew */
     a->done(req, status, reply);
 }
@@ -545,7 +552,7 @@ int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a)
     if (MULTI(r) && open_epoll(r) < 0)
         return rk_error(REDKV_EINVAL, "asynchronous requests on a Redis Cluster need epoll "
                         "(Linux)");
-    if (MULTI(r) && r->async_stale && r->topo->refresh) {
+    if (RETRIES(r) && r->async_stale) {
         r->async_stale = 0;
         r->topo->refresh(r, NULL, a->req.deadline);
     }
@@ -580,13 +587,16 @@ static void send_delayed(rk_router *r)
     }
 }
 
-int rk_router_fd(rk_router *r) { return MULTI(r) ? r->epfd : r->nodes[0]->async.fd; }
+/* One node at a time (one server, Sentinel): the topology's current one. */
+static rk_conn *async_conn(rk_router *r) { return &r->topo->node_now(r, 0)->async; }
+
+int rk_router_fd(rk_router *r) { return MULTI(r) ? r->epfd : async_conn(r)->fd; }
 
 int rk_router_events(rk_router *r)
 {
     if (MULTI(r))
         return r->epfd >= 0 ? REDKV_READ : 0;
-    return rk_conn_events(&r->nodes[0]->async);
+    return rk_conn_events(async_conn(r));
 }
 
 /* What poll says of node's async socket now, among the events it wants. */
@@ -606,8 +616,10 @@ static int ready_events(const rk_conn *c)
 
 int rk_router_process(rk_router *r, int events)
 {
+    if (!MULTI(r) && RETRIES(r))
+        rk_sentinel_follow(r);         /* a new master first, after a failover */
     if (!MULTI(r))
-        return rk_conn_process(&r->nodes[0]->async, events);
+        return rk_conn_process(async_conn(r), events);
     int rc = 0;
     rk_node *node;
     send_delayed(r);
@@ -627,7 +639,7 @@ int rk_router_process(rk_router *r, int events)
 int rk_router_timeout_ms(rk_router *r)
 {
     if (!MULTI(r))
-        return rk_conn_timeout_ms(&r->nodes[0]->async);
+        return rk_conn_timeout_ms(async_conn(r));
     int best = -1;
     rk_node *node;
     for (int i = 0; (node = rk_router_node_at(r, i)) != NULL; i++) {

@@ -70,4 +70,11 @@ RK_INTERNAL int rk_split_addr(const char *addr, size_t len, const char **host, s
    or ECONFIG when built with REDKV_NO_CLUSTER. */
 RK_INTERNAL int rk_cluster_attach(rk_router *r);
 
+/* Makes r a Redis Sentinel router over the configuration's sentinels (sentinel.c): OK,
+   ENOMEM, or ECONFIG when built with REDKV_NO_SENTINEL. rk_sentinel_follow, from
+   rk_router_process only (it may run callbacks): after a lost connection asks the sentinels
+   again, and moves the asynchronous requests not yet written to a new master. */
+RK_INTERNAL int rk_sentinel_attach(rk_router *r);
+RK_INTERNAL void rk_sentinel_follow(rk_router *r);
+
 #endif

@@ -168,6 +168,13 @@ static int parse_param(rk_config *cfg, const char *q, size_t klen, const char *v
             return rk_error(REDKV_ECONFIG, "bad URL: %.*s must be a number of seconds",
                             (int)klen, q);
         *(klen == 14 ? &cfg->command_timeout_ms : &cfg->connect_timeout_ms) = (int)num;
+#ifndef REDKV_NO_SENTINEL
+    } else if (is_param(q, klen, "sentinel_username") || is_param(q, klen, "sentinel_password")) {
+        char **field = klen == 17 && q[9] == 'u' ? &cfg->sentinel_user : &cfg->sentinel_pass;
+        resp_free(*field);
+        if (!(*field = dup_decoded(v, vlen)))
+            return REDKV_ENOMEM;
+#endif
     } else if (is_param(q, klen, "max_connections")) {
         if ((num = parse_number(v, vlen, 65536)) <= 0)
             return rk_error(REDKV_ECONFIG, "bad URL: max_connections must be a positive number");
@@ -235,9 +242,10 @@ static int parse_hostport(rk_config *cfg, const char *s, size_t n)
     return cfg->host ? REDKV_OK : REDKV_ENOMEM;
 }
 
-#ifndef REDKV_NO_CLUSTER
-/* host:port[,host:port...]: every seed, the first also as cfg->host and cfg->port. */
-static int parse_seeds(rk_config *cfg, const char *s, size_t n)
+#if !defined(REDKV_NO_CLUSTER) || !defined(REDKV_NO_SENTINEL)
+/* host:port[,host:port...]: every seed (a cluster's nodes, or the sentinels), the first
+   also as cfg->host and cfg->port; a seed without a port has default_port. */
+static int parse_seeds(rk_config *cfg, const char *s, size_t n, int default_port)
 {
     size_t count = 1;
     for (size_t i = 0; i < n; i++)
@@ -249,10 +257,11 @@ static int parse_seeds(rk_config *cfg, const char *s, size_t n)
         const char *comma = memchr(s, ',', n);
         size_t len = comma ? (size_t)(comma - s) : n;
         if (len == 0)
-            return rk_error(REDKV_ECONFIG, "bad URL: an empty seed in the cluster's node list");
+            return rk_error(REDKV_ECONFIG, "bad URL: an empty host in the list of %s",
+                            cfg->sentinel ? "sentinels" : "the cluster's nodes");
         resp_free(cfg->host);
         cfg->host = NULL;
-        cfg->port = 6379;
+        cfg->port = default_port;
         int rc = parse_hostport(cfg, s, len);
         if (rc)
             return rc;
@@ -279,6 +288,36 @@ static int parse_db_path(rk_config *cfg, const char *s, size_t n)
     return REDKV_OK;
 }
 
+#ifndef REDKV_NO_SENTINEL
+/* A Sentinel URL's path: /MASTER_NAME[/db] (percent-decoded name). */
+static int parse_master_path(rk_config *cfg, const char *s, size_t n)
+{
+    const char *name = s + (n > 0), *slash = n > 1 ? memchr(name, '/', n - 1) : NULL;
+    size_t len = slash ? (size_t)(slash - name) : n - (n > 0);
+    if (len == 0)
+        return rk_error(REDKV_ECONFIG, "bad URL: a Sentinel URL names the master: "
+                        "redis+sentinel://host:port[,host:port...]/MASTER_NAME[/db]");
+    resp_free(cfg->sentinel_master);
+    if (!(cfg->sentinel_master = dup_decoded(name, len)))
+        return REDKV_ENOMEM;
+    return slash ? parse_db_path(cfg, slash, (size_t)(s + n - slash)) : REDKV_OK;
+}
+#endif
+
+/* The list of hosts after the userinfo: a cluster's seeds, sentinels, or one host. */
+static int parse_hosts(rk_config *cfg, const char *s, size_t n)
+{
+#ifndef REDKV_NO_SENTINEL
+    if (cfg->sentinel)
+        return parse_seeds(cfg, s, n, 26379);
+#endif
+#ifndef REDKV_NO_CLUSTER
+    if (cfg->cluster)
+        return parse_seeds(cfg, s, n, 6379);
+#endif
+    return parse_hostport(cfg, s, n);
+}
+
 static int parse_url(rk_config *cfg, const char *url)
 {
     const char *sep = strstr(url, "://");
@@ -290,9 +329,21 @@ static int parse_url(rk_config *cfg, const char *url)
                (scheme_len == 14 && memcmp(url, "rediss+cluster", 14) == 0);
     cfg->cluster = (scheme_len == 13 && memcmp(url, "redis+cluster", 13) == 0) ||
                    (scheme_len == 14 && memcmp(url, "rediss+cluster", 14) == 0);
-    if (!is_unix && !cfg->cluster && !cfg->tls && !(scheme_len == 5 && memcmp(url, "redis", 5) == 0))
-        return rk_error(REDKV_ECONFIG, "bad URL: the scheme must be redis://, rediss://, unix:// "
-                        "or redis+cluster://");
+    /* cfg->sentinel may be set already: the sentinel_master option */
+    int sentinel_scheme = (scheme_len == 14 && memcmp(url, "redis+sentinel", 14) == 0) ||
+                          (scheme_len == 15 && memcmp(url, "rediss+sentinel", 15) == 0);
+    cfg->tls |= scheme_len == 15 && sentinel_scheme;
+    cfg->sentinel |= sentinel_scheme;
+    if (!is_unix && !cfg->cluster && !cfg->tls && !sentinel_scheme &&
+        !(scheme_len == 5 && memcmp(url, "redis", 5) == 0))
+        return rk_error(REDKV_ECONFIG, "bad URL: the scheme must be redis://, rediss://, unix://, "
+                        "redis+cluster:// or redis+sentinel://");
+#ifdef REDKV_NO_SENTINEL
+    if (cfg->sentinel)
+        return rk_error(REDKV_ECONFIG, "built without Redis Sentinel support (REDKV_NO_SENTINEL)");
+#endif
+    if (cfg->sentinel && (is_unix || cfg->cluster))
+        return rk_error(REDKV_ECONFIG, "bad URL: Sentinel is reached over TCP, and is no cluster");
 
     const char *rest = sep + 3, *end = rest + strlen(rest);
     const char *query = memchr(rest, '?', (size_t)(end - rest));
@@ -318,12 +369,11 @@ static int parse_url(rk_config *cfg, const char *url)
         cfg->path = rk_strndup(slash, (size_t)(body_end - slash));
         return cfg->path ? REDKV_OK : REDKV_ENOMEM;
     }
-#ifndef REDKV_NO_CLUSTER
-    if (cfg->cluster)
-        rc = parse_seeds(cfg, netloc, (size_t)(auth_end - netloc));
-    else
+    rc = parse_hosts(cfg, netloc, (size_t)(auth_end - netloc));
+#ifndef REDKV_NO_SENTINEL
+    if (rc == REDKV_OK && sentinel_scheme)
+        return parse_master_path(cfg, slash ? slash : body_end, slash ? (size_t)(body_end - slash) : 0);
 #endif
-        rc = parse_hostport(cfg, netloc, (size_t)(auth_end - netloc));
     if (rc == REDKV_OK && slash)
         rc = parse_db_path(cfg, slash, (size_t)(body_end - slash));
     return rc;
@@ -436,6 +486,32 @@ static int finish_cluster(rk_config *cfg)
 #endif
 }
 
+/* Sentinel: the option's master name wins over the URL's; the port option moves the first
+   sentinel, as it moves a cluster's first seed. */
+static int finish_sentinel(rk_config *cfg, const rk_settings *set)
+{
+#ifdef REDKV_NO_SENTINEL
+    (void)cfg, (void)set;              /* parse_url refused Sentinel already */
+    return REDKV_OK;
+#else
+    if (!cfg->sentinel)
+        return cfg->sentinel_user || cfg->sentinel_pass
+                   ? rk_error(REDKV_ECONFIG, "bad URL: sentinel_username and sentinel_password "
+                              "are for a Sentinel URL")
+                   : REDKV_OK;
+    if (cfg->cluster)
+        return rk_error(REDKV_ECONFIG, "Sentinel and Redis Cluster do not go together");
+    if (set && set->sentinel_master && replace(&cfg->sentinel_master, set->sentinel_master))
+        return REDKV_ENOMEM;
+    if (!cfg->sentinel_master || !cfg->sentinel_master[0])
+        return rk_error(REDKV_ECONFIG, "Sentinel needs the master's name (in the URL's path, or "
+                        "sentinel_master)");
+    if (cfg->nseeds > 0)
+        cfg->seeds[0].port = cfg->port;
+    return REDKV_OK;
+#endif
+}
+
 int rk_config_init(rk_config *cfg, const rk_settings *set)
 {
     memset(cfg, 0, sizeof *cfg);
@@ -445,11 +521,14 @@ int rk_config_init(rk_config *cfg, const rk_settings *set)
     cfg->pool_size = DEFAULT_POOL_SIZE;
     cfg->limits.max_bulk = RESP_DEFAULT_MAX_BULK;
     cfg->tls_check_hostname = 1;
+    cfg->sentinel = set && set->sentinel_master;   /* the URL's hosts are sentinels */
     int rc = parse_url(cfg, set && set->url ? set->url : REDKV_DEFAULT_URL);
     if (rc == REDKV_OK && set)
         rc = apply_settings(cfg, set);
     if (rc == REDKV_OK && cfg->cluster)
         rc = finish_cluster(cfg);
+    if (rc == REDKV_OK)
+        rc = finish_sentinel(cfg, set);
     if (rc == REDKV_OK)
         rc = rk_config_where(cfg);
     if (rc == REDKV_OK)
@@ -491,6 +570,11 @@ void rk_config_free(rk_config *cfg)
     resp_free(cfg->tls_cert);
     resp_free(cfg->tls_key);
     resp_free(cfg->tls_sni);
+    resp_free(cfg->sentinel_master);
+    resp_free(cfg->sentinel_user);
+    if (cfg->sentinel_pass)
+        memset(cfg->sentinel_pass, 0, strlen(cfg->sentinel_pass));
+    resp_free(cfg->sentinel_pass);
 #ifndef REDKV_NO_TLS
     if (cfg->tls_owned)
         rk_tls_destroy(&cfg->tls_tp);

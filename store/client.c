@@ -110,6 +110,7 @@ int rk_config_from_options(rk_config *cfg, const redkv_options *opt)
         set.tls_server_name = opt->tls_server_name;
         set.tls_no_verify = opt->tls_no_verify;
         set.transport = opt->transport;
+        set.sentinel_master = opt->sentinel_master;
     }
     return rk_config_init(cfg, &set);
 }
