@@ -117,7 +117,8 @@ int rk_conn_queue(rk_conn *c, rk_req *req, rk_encode_fn *encode, const void *arg
     return REDKV_OK;
 }
 
-#ifndef REDKV_NO_CLUSTER   /* a cluster resends a copy after a redirection */
+/* A cluster resends a copy after a redirection; defined in every build, since the router's
+   calls to them are folded away, not left out, without a cluster. */
 int rk_conn_queue_bytes(rk_conn *c, rk_req *req, const char *cmd, size_t len)
 {
     if (resp_buf_reserve(&c->out, len))
@@ -147,7 +148,6 @@ void rk_conn_unqueue(rk_conn *c, rk_req *req)
         c->unsent = NULL;
     c->out.len -= req->len;
 }
-#endif
 
 int rk_conn_idle(const rk_conn *c) { return !c->head && !c->pending_error; }
 int rk_conn_is_open(const rk_conn *c) { return c->fd >= 0; }
@@ -162,7 +162,7 @@ void rk_conn_counts(const rk_conn *c, unsigned long *replies, unsigned long *los
 
 static void set_timeout(int fd, int opt, int ms);
 
-#ifndef REDKV_NO_CLUSTER   /* only a cluster drives pooled connections from a poll */
+/* Only a cluster drives pooled connections from a poll (delete_all on many masters). */
 void rk_conn_set_blocking(rk_conn *c, int blocking)
 {
     if (c->blocking == blocking)
@@ -182,7 +182,6 @@ void rk_conn_set_blocking(rk_conn *c, int blocking)
         c->rcvtimeo_ms = c->cfg->command_timeout_ms;
     }
 }
-#endif
 
 #ifndef REDKV_NO_THREADS
 enum { W_WAITING, W_DONE, W_LEAD };

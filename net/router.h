@@ -76,6 +76,8 @@ RK_INTERNAL int rk_route_each_master(rk_router *r, rk_start_fn *start, void *ctx
 
 /* The slot of the key prefix+key (Redis Cluster's CRC16, honouring a {hash tag}). */
 RK_INTERNAL int rk_key_slot(const void *prefix, size_t plen, const void *key, size_t klen);
+#ifndef REDKV_NO_CLUSTER
 RK_INTERNAL uint16_t rk_crc16(const void *p, size_t n);
+#endif
 
 #endif

@@ -10,7 +10,9 @@
 
 /* Reads cfg's tls_* fields: OK, or ETLS / ECONFIG / ENOMEM with the message set (a file that
    does not load is named; its contents never are). */
+#ifndef REDKV_NO_TLS
 RK_INTERNAL int rk_tls_create(const rk_config *cfg, redkv_transport *tp);
 RK_INTERNAL void rk_tls_destroy(redkv_transport *tp);
+#endif
 
 #endif

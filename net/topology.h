@@ -61,10 +61,14 @@ RK_INTERNAL int rk_router_add(rk_router *r, rk_node *node);
 
 /* For topologies: the node at host:port, added if new; NULL when memory ran out or there
    are too many. rk_router_node_at: the i-th node, or NULL past the end. */
+#ifndef REDKV_NO_CLUSTER
 RK_INTERNAL rk_node *rk_router_node(rk_router *r, const char *host, size_t hlen, int port);
+#endif
 RK_INTERNAL rk_node *rk_router_node_at(rk_router *r, int i);
 /* Reads "host:port" (an IPv6 host maybe in brackets): 0, or -1 when it does not read. */
+#ifndef REDKV_NO_CLUSTER
 RK_INTERNAL int rk_split_addr(const char *addr, size_t len, const char **host, size_t *hlen, int *port);
+#endif
 
 /* Makes r a Redis Cluster router over the configuration's seeds (cluster.c): OK, ENOMEM,
    or ECONFIG when built with REDKV_NO_CLUSTER. */

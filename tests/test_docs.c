@@ -83,3 +83,20 @@ Test(docs, amalgamation_builds_alone_with_no_flags, .timeout = 120)
              amalg, from, amalg, from, amalg);
     build_and_run_example(dir, fmt);
 }
+
+/* Every switch, alone and all together, compiles the amalgamation warning-free: each
+   internal function a switch leaves out is declared only where it is defined. */
+Test(docs, amalgamation_builds_with_each_switch, .timeout = 300)
+{
+    static const char *const switches[] = {
+        "-DREDKV_NO_CLUSTER", "-DREDKV_NO_TLS", "-DREDKV_NO_THREADS", "-DREDKV_NO_SENTINEL",
+        "-DREDKV_NO_CLUSTER -DREDKV_NO_TLS -DREDKV_NO_THREADS -DREDKV_NO_SENTINEL"};
+    const char *amalg = build_path("amalgamation/redkv.c");
+    int from = (int)(strlen(amalg) - 8);
+    for (size_t i = 0; i < sizeof switches / sizeof *switches; i++) {
+        char cmd[1024];
+        snprintf(cmd, sizeof cmd, "cd %.*s && cc -std=c99 -Wall -Wextra -Werror -O0 %s -c redkv.c "
+                 "-o /dev/null", from, amalg, switches[i]);
+        cr_expect_eq(system(cmd), 0, "%s", switches[i]);
+    }
+}
