@@ -580,7 +580,7 @@ static void cli_case(const bad_case *c)
     hostile_stop(h);
 }
 
-Test(hostile, cli, .timeout = 120)
+Test(hostile, cli, .timeout = 300)   /* 56 runs of the tool: slow under valgrind */
 {
     for (size_t i = 0; i < NCASES; i++)
         cli_case(&cases[i]);
