@@ -3,10 +3,13 @@
  * TLS port, beside redis-benchmark --tls on that same server and port (-c 1, -P 1 and -P 64).
  * The certificates are made at run time by the openssl command: a CA and a server
  * certificate for 127.0.0.1, verified by redkv as by redis-benchmark. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -61,8 +64,22 @@ static pid_t start_server(tls_bench *t)
     return pid;
 }
 
-/* The bench's own server stays as it is; this one has the TLS port. Ports: the main
-   server's plus offsets, retried if taken. 0, or -1 with a note. */
+/* A loopback port free at the moment (the kernel's choice), or -1. */
+static int any_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t alen = sizeof a;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* The bench's own server stays as it is; this one has the TLS port. The ports may be taken
+   between the choice and the bind: then another pair. 0, or -1 with a note. */
 static int tls_server_up(tls_bench *t)
 {
     snprintf(t->dir, sizeof t->dir, "/tmp/redkv-bench-tls-XXXXXX");
@@ -70,8 +87,8 @@ static int tls_server_up(tls_bench *t)
         return add_note("tls: could not make certificates (is openssl installed?)"), -1;
     snprintf(t->ca, sizeof t->ca, "%s/ca.crt", t->dir);
     for (int attempt = 1; attempt <= 5; attempt++) {
-        t->port = g_srv.port + 7 * attempt;
-        t->tls_port = t->port + 1;
+        t->port = any_free_port();
+        t->tls_port = any_free_port();
         if ((t->pid = start_server(t)) < 0)
             break;
         for (double until = now_s() + 5; now_s() < until; usleep(5000)) {
