@@ -140,7 +140,7 @@ Test(incr, bad_arguments_are_einval_and_send_nothing)
 
 Test(incr, script_sha_matches_server_and_survives_script_flush)
 {
-    char out[128];
+    char out[8192];           /* INFO commandstats below */
     SRV(&srv, out, "SCRIPT", "LOAD", rk_incr_script());
     cr_assert_str_eq(out, "715f6b3cabe7191cf5d36a9f00b69fc9c77785bf");
     for (int i = 1; i <= 3; i++) {
