@@ -147,6 +147,11 @@ void section_parser(void);
 void section_delete_all(void);
 extern int g_sweep[16], g_nsweep;           /* delete_all's other scan_counts, ascending */
 void section_cluster(void);           /* cluster.c: against a 3-master Redis Cluster */
+/* tls.c: blocking and pipelined GET over rediss:// beside redis-benchmark --tls (TLS builds;
+   a note otherwise). */
+void section_tls(void);
+/* pipeline.c: total requests of op (0 SET, 1 GET) keeping 64 in flight; requests/s. */
+double redkv_pipelined(redkv *s, int op, long total);
 
 /* `redkv-bench --syscalls WHAT PORT N`: the child that strace counts. */
 int syscalls_child(const char *what, int port, long n);

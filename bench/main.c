@@ -15,7 +15,7 @@
  * persistence, DEBUG enabled) and stops it however it ends: normally, on an error, on
  * Ctrl-C or SIGTERM, on a crash, or killed (PR_SET_PDEATHSIG).
  *
- * Usage: redkv-bench [--quick] [--rounds N] [--only blocking,threads,pipeline,parser,delete_all,cluster]
+ * Usage: redkv-bench [--quick] [--rounds N] [--only blocking,threads,pipeline,parser,delete_all,cluster,tls]
  *                    [--scan-counts 300,3000,10000]  (delete_all's sweep beside 1000)
  *        redkv-bench --syscalls WHAT PORT N     (internal: what strace counts) */
 #include <stdarg.h>
@@ -323,7 +323,7 @@ int main(int argc, char **argv)
             }
         } else {
             fprintf(stderr, "usage: %s [--quick] [--rounds N] [--only "
-                    "blocking,threads,pipeline,parser,delete_all,cluster] [--scan-counts 300,3000,10000]\n",
+                    "blocking,threads,pipeline,parser,delete_all,cluster,tls] [--scan-counts 300,3000,10000]\n",
                     argv[0]);
             return 2;
         }
@@ -351,6 +351,8 @@ int main(int argc, char **argv)
         section_delete_all();
     if (wanted(only, "cluster"))
         section_cluster();
+    if (wanted(only, "tls"))
+        section_tls();
     server_stop(&g_srv);
     print_table();
     print_load("load at the end: ");

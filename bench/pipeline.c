@@ -52,7 +52,7 @@ static void issue(pl_state *st)
 }
 
 /* Runs total requests keeping DEPTH in flight; returns requests per second. */
-static double redkv_pipelined(redkv *s, int op, long total)
+double redkv_pipelined(redkv *s, int op, long total)
 {
     pl_state st = {s, op, 0, 0, total, 0};
     double t0 = now_s();

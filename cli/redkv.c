@@ -55,6 +55,8 @@ static const char USAGE[] =
     "  delete-all                   the namespace and its children\n"
     "  exists KEY                   prints true or false\n"
     "  expires-in KEY               prints the seconds left, or \"persistent\"\n"
+    "  incr KEY [--by N] [--expires-in DUR]   adds N (default 1), prints the new value;\n"
+    "                               the expiry is set only when the key has none (a window)\n"
     "  ping                         prints PONG when the server answers\n"
     "\n"
     "DUR: 30 (seconds), 1.5s, 500ms, 10m, 2h, 3d.  \"--\" ends the options.\n"
@@ -195,7 +197,7 @@ static int tls_url(const char **url, char **owned)
 enum opt_id {
     O_URL, O_NAMESPACE, O_NO_NAMESPACE, O_CHILD, O_DB, O_PORT, O_USER, O_PASSWORD, O_TIMEOUT,
     O_MAX_VALUE, O_HELP, O_VERSION, O_EXPIRES_IN, O_KEEP_TTL, O_RENEW_FOR,
-    O_TLS, O_CACERT, O_CERT, O_KEY, O_SNI, O_INSECURE
+    O_TLS, O_CACERT, O_CERT, O_KEY, O_SNI, O_INSECURE, O_BY
 };
 
 typedef struct opt_def {
@@ -220,6 +222,7 @@ static const opt_def GLOBAL_OPTS[] = {
 static const opt_def COMMAND_OPTS[] = {
     {O_EXPIRES_IN, 0, "expires-in", 1}, {O_KEEP_TTL, 0, "keep-ttl", 0},
     {O_RENEW_FOR, 0, "renew-for", 1},   {O_HELP, 'h', "help", 0},
+    {O_BY, 0, "by", 1},
 };
 
 #define COUNT(a) (sizeof(a) / sizeof *(a))
@@ -312,6 +315,20 @@ static int parse_int(const char *s, long min, long max, long *out)
     return 0;
 }
 
+/* A whole decimal number that fits int64_t (incr --by; it may be negative). */
+static int parse_int64(const char *s, int64_t *out)
+{
+    char *end;
+    if (!*s || !(*s == '-' || (*s >= '0' && *s <= '9')))
+        return -1;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end)
+        return -1;
+    *out = (int64_t)v;
+    return 0;
+}
+
 /* DUR: a number, possibly with a decimal fraction, and a unit (none = seconds, s, ms, m, h, d),
    to milliseconds; it must be positive and a whole number of milliseconds. */
 static int parse_duration(const char *s, int64_t *ms, const char **why)
@@ -361,7 +378,7 @@ static int parse_duration(const char *s, int64_t *ms, const char **why)
 
 /* ---- the commands ---------------------------------------------------------------------- */
 
-enum cmd_id { C_SET, C_GET, C_DELETE, C_DELETE_ALL, C_EXISTS, C_EXPIRES_IN, C_PING };
+enum cmd_id { C_SET, C_GET, C_DELETE, C_DELETE_ALL, C_EXISTS, C_EXPIRES_IN, C_PING, C_INCR };
 
 typedef struct cmd_def {
     enum cmd_id id;
@@ -374,7 +391,7 @@ static const cmd_def COMMANDS[] = {
     {C_SET, "set", 2, "KEY VALUE"},      {C_GET, "get", 1, "KEY"},
     {C_DELETE, "delete", 1, "KEY"},      {C_DELETE_ALL, "delete-all", 0, ""},
     {C_EXISTS, "exists", 1, "KEY"},      {C_EXPIRES_IN, "expires-in", 1, "KEY"},
-    {C_PING, "ping", 0, ""},
+    {C_PING, "ping", 0, ""},             {C_INCR, "incr", 1, "KEY"},
 };
 
 typedef struct cli {
@@ -384,7 +401,9 @@ typedef struct cli {
     const cmd_def *cmd;
     const char *pos[2];
     int npos;
-    int64_t expires_in_ms;    /* set --expires-in */
+    int64_t expires_in_ms;    /* set, incr --expires-in */
+    int64_t by;               /* incr --by */
+    int have_by;              /* else 1 */
     int keep_ttl;             /* set --keep-ttl */
     int64_t renew_for_ms;     /* get --renew-for */
     char *stdin_value;        /* set KEY - */
@@ -565,6 +584,15 @@ static int run(cli *c, redkv *s)
         if (rc < 0)
             return fail(rc);
         return write_all("PONG\n", 5);
+    case C_INCR: {
+        int64_t value = 0;
+        char line[32];
+        rc = redkv_incr(s, key, klen, c->have_by ? c->by : 1, c->expires_in_ms, &value);
+        if (rc != REDKV_OK)
+            return fail(rc);
+        int n = snprintf(line, sizeof line, "%" PRId64 "\n", value);
+        return write_all(line, (size_t)n);
+    }
     }
     return EXIT_SERVER;
 }
@@ -718,13 +746,23 @@ static int parse(cli *c, int argc, char **argv, enum info *info)
             return EXIT_DONE;
         }
         int fits = (d->id == O_RENEW_FOR && c->cmd->id == C_GET) ||
-                   ((d->id == O_EXPIRES_IN || d->id == O_KEEP_TTL) && c->cmd->id == C_SET);
+                   ((d->id == O_EXPIRES_IN || d->id == O_KEEP_TTL) && c->cmd->id == C_SET) ||
+                   ((d->id == O_EXPIRES_IN || d->id == O_BY) && c->cmd->id == C_INCR);
         if (!fits) {
             complain("%s takes no option --%s", c->cmd->name, d->long_name);
             return EXIT_USAGE;
         }
         if (d->id == O_KEEP_TTL) {
             c->keep_ttl = 1;
+        } else if (d->id == O_BY) {
+            if (parse_int64(val, &c->by)) {
+                if (shown(val, buf, sizeof buf))
+                    complain("--by: \"%s\" is not a whole number (64 bits)", buf);
+                else
+                    complain("--by: not a whole number (64 bits)");
+                return EXIT_USAGE;
+            }
+            c->have_by = 1;
         } else if (parse_duration(val, d->id == O_RENEW_FOR ? &c->renew_for_ms : &c->expires_in_ms,
                                   &why)) {
             if (shown(val, buf, sizeof buf))

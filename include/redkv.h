@@ -178,6 +178,12 @@ REDKV_API int redkv_delete_all(redkv *s);
 REDKV_API int redkv_exists(redkv *s, const void *key, size_t klen);
 /* OK with *ms left, PERSISTENT (no expiry), or MISSING. */
 REDKV_API int redkv_expires_in(redkv *s, const void *key, size_t klen, int64_t *ms);
+/* Adds delta (may be negative) to the integer at key, atomically, and sets *value to the
+   result; a missing key counts from 0. expires_in_ms > 0 gives the key that expiry only if
+   it has none yet (a fixed window: the first count starts it, later ones keep it); 0 leaves
+   the expiry alone. ESERVER when the value is not an integer or the sum would overflow. */
+REDKV_API int redkv_incr(redkv *s, const void *key, size_t klen, int64_t delta,
+                         int64_t expires_in_ms, int64_t *value);
 /* A PING round trip on a pooled connection (connecting, AUTH, SELECT first if need be). */
 REDKV_API int redkv_ping(redkv *s);
 REDKV_API void redkv_free(void *p);                 /* frees what redkv_get returned */
@@ -191,7 +197,7 @@ REDKV_API const char *redkv_version(void);
 /* Called exactly once per accepted request. status: as the blocking form returns it.
    get: val/vlen hold the value (valid only during the callback); exists: n is 1 or 0;
    expires_in: n is the milliseconds left (status OK), else status PERSISTENT or MISSING;
-   delete: n is the number of keys removed; set: n is 0. */
+   delete: n is the number of keys removed; set: n is 0; incr: n is the new value. */
 typedef void redkv_cb(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg);
 
 /* Queue a request; 0 when queued (the callback will run from redkv_process), or an error < 0
@@ -204,6 +210,9 @@ REDKV_API int redkv_delete_async(redkv *s, const void *key, size_t klen, redkv_c
 REDKV_API int redkv_exists_async(redkv *s, const void *key, size_t klen, redkv_cb *cb, void *arg);
 REDKV_API int redkv_expires_in_async(redkv *s, const void *key, size_t klen, redkv_cb *cb,
                                      void *arg);
+/* ditto redkv_incr; n is the new value. */
+REDKV_API int redkv_incr_async(redkv *s, const void *key, size_t klen, int64_t delta,
+                               int64_t expires_in_ms, redkv_cb *cb, void *arg);
 
 /* Driving from any event loop. The asynchronous requests of one client (every store derived
    from one redkv_open) share one connection of their own, pipelined, and are driven from one

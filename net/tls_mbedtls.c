@@ -9,7 +9,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -48,19 +47,9 @@ typedef struct tls_session {
     char name[256];
 } tls_session;
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
+/* Texts said in more than one place (a macro, so each is one literal, stored once). */
+#define NO_CLIENT_CERT "no client certificate: the server requires one (see ssl_certfile)"
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- the shared context ---------------------------------------------------------------- */
 
@@ -80,7 +69,7 @@ static int load_ca(tls_ctx *t, const char *path)
 {
     if (path)
         return mbedtls_x509_crt_parse_file(&t->ca, path) >= 0 && t->ca.version
-                   ? REDKV_OK : load_failed("CA file", path, "no PEM certificate in it");
+                   ? REDKV_OK : load_failed("CA file", path, "no PEM certificate");
     if (mbedtls_x509_crt_parse_file(&t->ca, SYSTEM_CA_FILE) >= 0 && t->ca.version)
         return REDKV_OK;
     if (mbedtls_x509_crt_parse_path(&t->ca, SYSTEM_CA_DIR) >= 0 && t->ca.version)
@@ -98,9 +87,9 @@ static int load_client_cert(tls_ctx *t, const rk_config *cfg)
     if (!cfg->tls_cert)
         return REDKV_OK;
     if (mbedtls_x509_crt_parse_file(&t->cert, cfg->tls_cert) != 0)
-        return load_failed("certificate file", cfg->tls_cert, "not a PEM certificate");
+        return load_failed("certificate file", cfg->tls_cert, "no PEM certificate");
     if (mbedtls_pk_parse_keyfile(&t->key, key, NULL) != 0)
-        return load_failed("key file", key, "no unencrypted PEM key in it");
+        return load_failed("key file", key, "no unencrypted PEM key");
     if (mbedtls_pk_check_pair(&t->cert.pk, &t->key) != 0)
         return rk_error(REDKV_ECONFIG, "TLS: the key in %s does not match the certificate in %s",
                         key, cfg->tls_cert);
@@ -118,7 +107,7 @@ static int configure(tls_ctx *t, const rk_config *cfg)
     static const unsigned char personal[] = "redkv";
     if (mbedtls_ctr_drbg_seed(&t->drbg, mbedtls_entropy_func, &t->entropy, personal,
                               sizeof personal - 1) != 0)
-        return rk_error(REDKV_ETLS, "TLS: cannot seed the random generator");
+        return rk_error(REDKV_ETLS, "TLS: no entropy for the random generator");
     if (mbedtls_ssl_config_defaults(&t->conf, MBEDTLS_SSL_IS_CLIENT, MBEDTLS_SSL_TRANSPORT_STREAM,
                                     MBEDTLS_SSL_PRESET_DEFAULT) != 0)
         return rk_error(REDKV_ENOMEM, "out of memory");
@@ -254,7 +243,7 @@ static void *mbed_open(void *ctx, int fd, const char *server_name, char *err, si
     tls_ctx *t = ctx;
     tls_session *s = resp_malloc(sizeof *s);
     if (!s) {
-        say(err, errlen, "out of memory");
+        snprintf(err, errlen, "out of memory");
         return NULL;
     }
     memset(s, 0, sizeof *s);
@@ -262,7 +251,7 @@ static void *mbed_open(void *ctx, int fd, const char *server_name, char *err, si
     s->fd = fd;
     s->check_hostname = t->check_hostname;
     if (mbedtls_ssl_setup(&s->ssl, &t->conf) != 0 || set_name(s, server_name) != 0) {
-        say(err, errlen, "out of memory for a session");
+        snprintf(err, errlen, "out of memory");
         mbed_close(s);
         return NULL;
     }
@@ -278,55 +267,52 @@ static void mbed_close(void *session)
     resp_free(s);
 }
 
-/* Why the certificate was refused, in the terms a user acts on. */
+/* Why the certificate was refused, in the terms a user acts on: the first flag of
+   VERIFY_WHY that is set picks its text (a table: one call, no branch per text). */
+static const struct { uint32_t flag; const char *why; } VERIFY_WHY[] = {
+    {MBEDTLS_X509_BADCERT_NOT_TRUSTED, "is from an unknown CA (see ssl_ca_certs)"},
+    {MBEDTLS_X509_BADCERT_EXPIRED, "has expired"},
+    {MBEDTLS_X509_BADCERT_FUTURE, "is not valid yet"},
+    {MBEDTLS_X509_BADCERT_CN_MISMATCH, "is not for the name checked (name mismatch): "},
+};
+
 static void say_verify(const tls_session *s, char *err, size_t errlen)
 {
     uint32_t flags = mbedtls_ssl_get_verify_result(&s->ssl);
-    if (flags & MBEDTLS_X509_BADCERT_NOT_TRUSTED)
-        say(err, errlen, "unknown CA: the server's certificate is not from a CA we trust "
-            "(see ssl_ca_certs)");
-    else if (flags & MBEDTLS_X509_BADCERT_EXPIRED)
-        say(err, errlen, "the server's certificate has expired");
-    else if (flags & MBEDTLS_X509_BADCERT_FUTURE)
-        say(err, errlen, "the server's certificate is not valid yet");
-    else if (flags & MBEDTLS_X509_BADCERT_CN_MISMATCH)
-        say(err, errlen, "name mismatch: the server's certificate is not for %s", s->name);
-    else {
-        char info[160];
-        mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
-        info[strcspn(info, "\n")] = 0;
-        say(err, errlen, "the server's certificate was rejected: %s", info);
-    }
+    char info[160];
+    for (size_t i = 0; i < sizeof VERIFY_WHY / sizeof *VERIFY_WHY; i++)
+        if (flags & VERIFY_WHY[i].flag) {   /* the mismatch names the name we checked */
+            snprintf(err, errlen, "the server's certificate %s%s", VERIFY_WHY[i].why,
+                     VERIFY_WHY[i].flag == MBEDTLS_X509_BADCERT_CN_MISMATCH ? s->name : "");
+            return;
+        }
+    mbedtls_x509_crt_verify_info(info, sizeof info, "", flags);
+    info[strcspn(info, "\n")] = 0;
+    snprintf(err, errlen, "the server's certificate %s%s", "was rejected: ", info);
 }
+
+/* The names of the alerts a refused handshake brings: each its number (RFC 8446, in octal:
+   40, 42, 48, 45, 70, 112, 116), then its name. */
+static const char ALERT_NAMES[] =
+    "\050handshake failure\0\052bad certificate\0\060unknown CA\0\055certificate expired\0"
+    "\106protocol version\0\160unrecognized name\0\164certificate required\0";
 
 static const char *alert_name(int alert)
 {
-    switch (alert) {
-    case MBEDTLS_SSL_ALERT_MSG_HANDSHAKE_FAILURE: return "handshake failure";
-    case MBEDTLS_SSL_ALERT_MSG_BAD_CERT: return "bad certificate";
-    case MBEDTLS_SSL_ALERT_MSG_UNKNOWN_CA: return "unknown CA";
-    case MBEDTLS_SSL_ALERT_MSG_CERT_EXPIRED: return "certificate expired";
-    case MBEDTLS_SSL_ALERT_MSG_PROTOCOL_VERSION: return "protocol version";
-    case MBEDTLS_SSL_ALERT_MSG_UNRECOGNIZED_NAME: return "unrecognized name";
-    case 116: return "certificate required";
-    default: return "alert";
-    }
+    for (const char *p = ALERT_NAMES; *p; p += strlen(p) + 1)
+        if ((unsigned char)*p == alert)
+            return p + 1;
+    return "alert";
 }
 
 /* The server's fatal alert: a refusal of our (missing) client certificate said as such. */
 static void say_alert(const tls_session *s, char *err, size_t errlen)
 {
     int alert = s->ssl.in_msg ? s->ssl.in_msg[1] : 0;
-    int have_cert = s->ssl.conf->key_cert != NULL;
-    if (s->ssl.client_auth && !have_cert)
-        say(err, errlen, "no client certificate: the server requires one (alert %d, %s; see "
-            "ssl_certfile)", alert, alert_name(alert));
-    else if (s->ssl.client_auth)
-        say(err, errlen, "the server refused our client certificate (alert %d, %s)", alert,
-            alert_name(alert));
-    else
-        say(err, errlen, "the server refused the handshake (alert %d, %s)", alert,
-            alert_name(alert));
+    const char *why = !s->ssl.client_auth ? "the server refused the handshake"
+                      : s->ssl.conf->key_cert ? "the server refused our client certificate"
+                      : NO_CLIENT_CERT;
+    snprintf(err, errlen, "%s (alert %d, %s)", why, alert, alert_name(alert));
 }
 
 static void say_failure(const tls_session *s, int r, char *err, size_t errlen)
@@ -342,22 +328,20 @@ static void say_failure(const tls_session *s, int r, char *err, size_t errlen)
     case MBEDTLS_ERR_SSL_INVALID_RECORD:
     case MBEDTLS_ERR_SSL_BAD_HS_PROTOCOL_VERSION:
     case MBEDTLS_ERR_SSL_UNEXPECTED_MESSAGE:
-        say(err, errlen, "the peer is not TLS: it answered with bytes that are not a TLS "
-            "record (a plain Redis port? then use redis://)");
+        snprintf(err, errlen, "the peer is not TLS: is this a TLS port? (a plain one takes "
+                 "redis://)");
         break;
     case MBEDTLS_ERR_SSL_CONN_EOF:
     case MBEDTLS_ERR_NET_CONN_RESET:
-        if (s->ssl.client_auth && !s->ssl.conf->key_cert) {   /* it asked for one, then left */
-            say(err, errlen, "no client certificate: the server requires one (it closed the "
-                "connection; see ssl_certfile)");
-            break;
-        }
-        say(err, errlen, "the peer is not TLS, or refused us: it closed the connection during "
-            "the handshake");
+        if (s->ssl.client_auth && !s->ssl.conf->key_cert)   /* it asked for one, then left */
+            snprintf(err, errlen, "%s (it closed the connection)", NO_CLIENT_CERT);
+        else
+            snprintf(err, errlen, "the peer closed the connection in the handshake: not TLS, or "
+                     "it refused us");
         break;
     default:
         mbedtls_strerror(r, text, sizeof text);
-        say(err, errlen, "%s (-0x%04x)", text, (unsigned)-r);
+        snprintf(err, errlen, "%s (-0x%04x)", text, (unsigned)-r);
     }
 }
 

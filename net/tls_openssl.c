@@ -8,7 +8,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -36,19 +35,6 @@ typedef struct tls_session {
     char name[256];           /* the name checked, for messages */
 } tls_session;
 
-static void say(char *err, size_t errlen, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 3, 4)))
-#endif
-    ;
-
-static void say(char *err, size_t errlen, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- the socket BIO: OpenSSL's own writes with write(2), which raises SIGPIPE on a socket
    the peer closed; the library must not kill a program that did not ignore it. --------- */
@@ -238,7 +224,7 @@ static void *ossl_open(void *ctx, int fd, const char *server_name, char *err, si
     tls_session *s = resp_malloc(sizeof *s);
     BIO *bio = NULL;
     if (!s) {
-        say(err, errlen, "out of memory");
+        snprintf(err, errlen, "out of memory");
         return NULL;
     }
     memset(s, 0, sizeof *s);
@@ -246,7 +232,7 @@ static void *ossl_open(void *ctx, int fd, const char *server_name, char *err, si
     ERR_clear_error();
     if (!(s->ssl = SSL_new(t->ssl_ctx)) || !(bio = BIO_new(t->bio)) ||
         !set_names(t, s->ssl, server_name)) {
-        say(err, errlen, "cannot start a session: %s", ossl_reason("out of memory"));
+        snprintf(err, errlen, "cannot start a session: %s", ossl_reason("out of memory"));
         BIO_free(bio);
         ossl_close(s);
         ERR_clear_error();
@@ -266,21 +252,17 @@ static void ossl_close(void *session)
     resp_free(s);
 }
 
-/* Why the certificate was refused, in the terms a user acts on. */
+/* Why the certificate was refused, in the terms a user acts on, with OpenSSL's words. */
 static void say_verify(const tls_session *s, long v, char *err, size_t errlen)
 {
-    const char *what = X509_verify_cert_error_string(v);
+    const char *what = X509_verify_cert_error_string(v), *why = "was rejected", *name = "";
     switch (v) {
-    case X509_V_ERR_CERT_HAS_EXPIRED:
-        say(err, errlen, "the server's certificate has expired (%s)", what);
-        break;
-    case X509_V_ERR_CERT_NOT_YET_VALID:
-        say(err, errlen, "the server's certificate is not valid yet (%s)", what);
-        break;
+    case X509_V_ERR_CERT_HAS_EXPIRED: why = "has expired"; break;
+    case X509_V_ERR_CERT_NOT_YET_VALID: why = "is not valid yet"; break;
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
-        say(err, errlen, "name mismatch: the server's certificate is not for %s (%s)",
-            s->name, what);
+        why = "is not for the name checked (name mismatch): ";
+        name = s->name;
         break;
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
@@ -288,41 +270,37 @@ static void say_verify(const tls_session *s, long v, char *err, size_t errlen)
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
     case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
     case X509_V_ERR_CERT_UNTRUSTED:
-        say(err, errlen, "unknown CA: the server's certificate is not from a CA we trust "
-            "(%s; see ssl_ca_certs)", what);
-        break;
-    default:
-        say(err, errlen, "the server's certificate was rejected: %s", what);
+        why = "is from an unknown CA (see ssl_ca_certs)";
     }
+    snprintf(err, errlen, "the server's certificate %s%s (%s)", why, name, what);
 }
 
-/* Why the handshake failed: OpenSSL's reason, sorted into the causes a user can fix. */
+/* Why the handshake failed: the cause a user can fix, then OpenSSL's reason (or errno's),
+   in one message made in one place. */
 static void say_failure(const tls_session *s, int code, char *err, size_t errlen)
 {
-    unsigned long e = ERR_peek_last_error();
-    int reason = ERR_GET_REASON(e);
-    if (code == SSL_ERROR_SSL && reason == SSL_R_CERTIFICATE_VERIFY_FAILED)
+    int reason = ERR_GET_REASON(ERR_peek_last_error());
+    int have_cert = SSL_get_certificate(s->ssl) != NULL;
+    const char *why = "", *detail = ossl_reason("handshake failed");
+    if (code == SSL_ERROR_SSL && reason == SSL_R_CERTIFICATE_VERIFY_FAILED) {
         say_verify(s, SSL_get_verify_result(s->ssl), err, errlen);
-    else if (s->cert_requested && !SSL_get_certificate(s->ssl) &&
-             (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
-              reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE))
-        say(err, errlen, "no client certificate: the server requires one (%s; see "
-            "ssl_certfile)", ossl_reason("alert"));
-    else if (s->cert_requested && SSL_get_certificate(s->ssl) && reason >= SSL_AD_REASON_OFFSET)
-        say(err, errlen, "the server refused our client certificate: %s", ossl_reason("alert"));
+        return;
+    }
+    if (s->cert_requested && !have_cert && (reason == SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED ||
+                                            reason == SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE))
+        why = "no client certificate: the server requires one (see ssl_certfile)";
+    else if (s->cert_requested && have_cert && reason >= SSL_AD_REASON_OFFSET)
+        why = "the server refused our client certificate";
     else if (reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_HTTP_REQUEST ||
              reason == SSL_R_PACKET_LENGTH_TOO_LONG || reason == SSL_R_RECORD_LENGTH_MISMATCH ||
              reason == SSL_R_UNKNOWN_PROTOCOL)
-        say(err, errlen, "the peer is not TLS: it answered with bytes that are not a TLS "
-            "record (a plain Redis port? then use redis://)");
-    else if (code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN)
-        say(err, errlen, "the peer is not TLS, or refused us: it closed the connection during "
-            "the handshake%s%s", errno && code == SSL_ERROR_SYSCALL ? ": " : "",
-            errno && code == SSL_ERROR_SYSCALL ? strerror(errno) : "");
-    else if (reason >= SSL_AD_REASON_OFFSET)   /* the server's alert */
-        say(err, errlen, "the server refused the handshake: %s", ossl_reason("alert"));
-    else
-        say(err, errlen, "%s", ossl_reason("handshake failed"));
+        why = "the peer is not TLS: is this a TLS port? (a plain one takes redis://)";
+    else if (code == SSL_ERROR_SYSCALL || code == SSL_ERROR_ZERO_RETURN) {
+        why = "the peer closed the connection in the handshake: not TLS, or it refused us";
+        detail = errno && code == SSL_ERROR_SYSCALL ? strerror(errno) : "";
+    } else if (reason >= SSL_AD_REASON_OFFSET)   /* the server's alert */
+        why = "the server refused the handshake";
+    snprintf(err, errlen, "%s%s%s", why, *why && *detail ? ": " : "", detail);
 }
 
 /* OpenSSL's answer to one call, as the transport's codes: want read/write, or an error. */

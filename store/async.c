@@ -187,6 +187,11 @@ static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, vo
     return REDKV_OK;
 }
 
+int rk_queue_op(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg)
+{
+    return queue(s, kind, a, cb, arg);
+}
+
 int redkv_set_async(redkv *s, const void *key, size_t klen, const void *val, size_t vlen,
                     int64_t expires_in_ms, unsigned flags, redkv_cb *cb, void *arg)
 {

@@ -2,6 +2,8 @@
  * by the blocking and the asynchronous forms. */
 #include "fmacros.h"
 
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "store.h"
@@ -17,7 +19,25 @@ static const char RENEW_SCRIPT[] =
 /* SHA1 of RENEW_SCRIPT; tests check it against SCRIPT LOAD. */
 static const char RENEW_SHA[] = "a42997181e45a9e8fc20d37cc8ff429928a6e250";
 
+/* The counter: INCRBY, then the window's expiry only if the key has none, in one step.
+   The new value is read back with GET: a Lua number is a double, so returning INCRBY's
+   result would round counts past 2^53. ARGV[2] is "0" for no expiry. */
+static const char INCR_SCRIPT[] =
+    "redis.call('INCRBY', KEYS[1], ARGV[1])\n"
+    "if ARGV[2] ~= '0' and redis.call('PTTL', KEYS[1]) == -1 then\n"
+    "  redis.call('PEXPIRE', KEYS[1], ARGV[2])\n"
+    "end\n"
+    "return redis.call('GET', KEYS[1])\n";
+/* SHA1 of INCR_SCRIPT; tests check it against SCRIPT LOAD. */
+static const char INCR_SHA[] = "715f6b3cabe7191cf5d36a9f00b69fc9c77785bf";
+
 const char *rk_renew_script(void) { return RENEW_SCRIPT; }
+const char *rk_incr_script(void) { return INCR_SCRIPT; }
+
+enum rk_kind rk_eval_kind(enum rk_kind kind)
+{
+    return kind == OP_RENEW_SHA ? OP_RENEW_EVAL : kind == OP_INCR_SHA ? OP_INCR_EVAL : kind;
+}
 
 int rk_check_key(const redkv *s, const void *key, size_t klen)
 {
@@ -92,6 +112,20 @@ static int encode_script_load(resp_buf *out, const void *arg)
            resp_encode_arg(out, "LOAD", 4) | resp_encode_arg(out, RENEW_SCRIPT, sizeof RENEW_SCRIPT - 1);
 }
 
+/* EVALSHA or EVAL of the counter script: key, delta (a->val, decimal), window (a->ms). */
+static int encode_incr(resp_buf *out, const redkv *s, const rk_args *a, int by_sha)
+{
+    int rc = resp_encode_header(out, 6);
+    if (by_sha)
+        rc |= resp_encode_arg(out, "EVALSHA", 7) | resp_encode_arg(out, INCR_SHA, 40);
+    else
+        rc |= resp_encode_arg(out, "EVAL", 4) |
+              resp_encode_arg(out, INCR_SCRIPT, sizeof INCR_SCRIPT - 1);
+    return rc | resp_encode_arg(out, "1", 1) |
+           resp_encode_arg2(out, s->prefix, s->prefix_len, a->key, a->klen) |
+           resp_encode_arg(out, a->val, a->vlen) | resp_encode_int(out, a->ms);
+}
+
 /* The operation's command (rk_encode_fn): non-zero when memory ran out. */
 static int encode_op(resp_buf *out, const void *arg)
 {
@@ -107,6 +141,8 @@ static int encode_op(resp_buf *out, const void *arg)
     case OP_EXISTS: return encode_key_cmd(out, s, "EXISTS", 6, a);
     case OP_PTTL: return encode_key_cmd(out, s, "PTTL", 4, a);
     case OP_PING: return resp_encode_header(out, 1) | resp_encode_arg(out, "PING", 4);
+    case OP_INCR_SHA: return encode_incr(out, s, a, 1);
+    case OP_INCR_EVAL: return encode_incr(out, s, a, 0);
     }
     return -1;
 }
@@ -148,6 +184,23 @@ static void read_pttl(long long ms, rk_result *res)
         res->n = ms < 0 ? 0 : ms;
 }
 
+/* The counter's value, read back as the decimal bytes Redis keeps (at most 20 of them). */
+static void read_counter(const resp_reply *r, rk_result *res)
+{
+    char digits[24];
+    char *end;
+    if (r->type != RESP_BULK || r->len == 0 || r->len >= sizeof digits) {
+        res->status = rk_error(REDKV_ESERVER, "unexpected reply to the counter script");
+        return;
+    }
+    memcpy(digits, r->str, r->len);
+    digits[r->len] = 0;
+    errno = 0;
+    res->n = strtoll(digits, &end, 10);
+    if (errno || *end)
+        res->status = rk_error(REDKV_ESERVER, "unexpected reply to the counter script");
+}
+
 static int reply_starts(const resp_reply *r, const char *word)
 {
     size_t n = strlen(word);
@@ -160,7 +213,7 @@ static void read_error(enum rk_kind kind, const resp_reply *r, rk_result *res)
 {
     char text[200];
     rk_redact(text, sizeof text, r->str, r->len, NULL);
-    res->noscript = kind == OP_RENEW_SHA && reply_starts(r, "NOSCRIPT");
+    res->noscript = rk_eval_kind(kind) != kind && reply_starts(r, "NOSCRIPT");
     int renew = kind == OP_RENEW_SHA || kind == OP_RENEW_EVAL;
     if (renew && (reply_starts(r, "NOPERM") || reply_starts(r, "ERR unknown command")))
         res->status = rk_error(REDKV_ESERVER, "renewal (get with renew_for_ms) needs scripting "
@@ -169,6 +222,9 @@ static void read_error(enum rk_kind kind, const resp_reply *r, rk_result *res)
         res->status = rk_error(REDKV_ECONN, "the server refused the connection: %s", text);
     else if (reply_starts(r, "NOAUTH") || reply_starts(r, "WRONGPASS"))
         res->status = rk_error(REDKV_EAUTH, "not authenticated: %s", text);
+    else if (kind == OP_INCR_SHA || kind == OP_INCR_EVAL)   /* INCRBY's error, in the script's */
+        res->status = rk_error(REDKV_ESERVER, "incr: %s: %s", strstr(text, "not an integer") ?
+                               "the key's value is not an integer" : "server error", text);
     else
         res->status = rk_error(REDKV_ESERVER, "server error: %s", text);
 }
@@ -206,6 +262,10 @@ void rk_interpret(enum rk_kind kind, int status, const resp_reply *r, rk_result 
         break;
     case OP_PTTL:
         read_pttl(r->integer, res);
+        break;
+    case OP_INCR_SHA:
+    case OP_INCR_EVAL:
+        read_counter(r, res);
         break;
     }
 }

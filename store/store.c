@@ -47,7 +47,7 @@ static void call_done(rk_req *req, int status, const resp_reply *reply)
     keep_value(call);
 }
 
-/* Runs one operation through the router. A renewal whose script the server no longer has
+/* Runs one operation through the router. A renewal (or a count) whose script the server no longer has
    (SCRIPT FLUSH, a restart, a failover) is sent again with the script's text, which caches
    it anew; the call's deadline covers both. */
 static int run(redkv *s, rk_call *call, const rk_args *a)
@@ -60,8 +60,16 @@ static int run(redkv *s, rk_call *call, const rk_args *a)
         rk_route_call(s->cl->router, &oc.cmd, &call->req, &deadline);
         if (!call->res.noscript)
             return call->res.status;
-        call->kind = OP_RENEW_EVAL;
+        call->kind = rk_eval_kind(call->kind);
     }
+}
+
+int rk_run_op(redkv *s, enum rk_kind kind, const rk_args *a, int64_t *n)
+{
+    rk_call call = {.kind = kind};
+    int rc = run(s, &call, a);
+    *n = call.res.n;
+    return rc;
 }
 
 int redkv_set(redkv *s, const void *key, size_t klen, const void *val, size_t vlen,

@@ -34,14 +34,15 @@ struct redkv {
 };
 
 /* What each operation sends and how its reply reads. */
-enum rk_kind { OP_SET, OP_GET, OP_RENEW_SHA, OP_RENEW_EVAL, OP_DELETE, OP_EXISTS, OP_PTTL, OP_PING };
+enum rk_kind { OP_SET, OP_GET, OP_RENEW_SHA, OP_RENEW_EVAL, OP_DELETE, OP_EXISTS, OP_PTTL, OP_PING,
+               OP_INCR_SHA, OP_INCR_EVAL };
 
 typedef struct rk_args {
     const void *key, *val;
     size_t klen, vlen;
-    int64_t ms;               /* set: expiry; renew: the new expiry */
+    int64_t ms;               /* set: expiry; renew: the new expiry; incr: the window */
     unsigned flags;
-} rk_args;
+} rk_args;                    /* incr: val holds the delta, in decimal */
 
 typedef struct rk_result {
     int status;
@@ -65,6 +66,8 @@ RK_INTERNAL int rk_check_set(const redkv *s, const rk_args *a);
 /* Fills oc for operation kind on s with a (which must outlive oc's use). */
 RK_INTERNAL void rk_op_cmd_init(rk_op_cmd *oc, const redkv *s, enum rk_kind kind, const rk_args *a);
 RK_INTERNAL void rk_interpret(enum rk_kind kind, int status, const resp_reply *reply, rk_result *res);
+/* The kind that sends the script's text for kind's EVALSHA (NOSCRIPT); kind when it has none. */
+RK_INTERNAL enum rk_kind rk_eval_kind(enum rk_kind kind);
 
 /* client.c */
 /* The net configuration that opt (may be NULL) describes: rk_config_init's statuses. */
@@ -76,10 +79,17 @@ RK_INTERNAL int rk_client_finish_process(rk_client *cl);
 /* The deadline of a blocking call starting now (the router adds any time spent connecting). */
 RK_INTERNAL int64_t rk_call_deadline(const rk_client *cl);
 
+/* store.c */
+/* Runs one operation to its end (NOSCRIPT resent as EVAL); its status, *n its number. */
+RK_INTERNAL int rk_run_op(redkv *s, enum rk_kind kind, const rk_args *a, int64_t *n);
+
 /* async.c */
 RK_INTERNAL void rk_async_free_ops(rk_client *cl);
+/* Queues one operation (a is copied into the command at once); 0, or EINVAL/ENOMEM. */
+RK_INTERNAL int rk_queue_op(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg);
 
 /* script text, for tests and the benchmark's reference */
 RK_INTERNAL const char *rk_renew_script(void);
+RK_INTERNAL const char *rk_incr_script(void);
 
 #endif

@@ -14,9 +14,15 @@
 
 #include "cluster_fixture.h"
 #include "resp.h"
+#include "tls_fixture.h"
 
 test_server cluster_node[NODES];
+int cluster_tls_port[NODES];
 char cluster_url[512];
+
+/* cluster_up_tls: every node TLS only (port 0), the bus and replication too; the test's own
+   commands (SRV) reach each node on its unix socket. */
+static int tls_mode;
 
 /* A port p with p and its cluster bus port p + 10000 both free, below the ephemeral range. */
 static int bindable(int port)
@@ -42,30 +48,50 @@ int cluster_pick_port(void)
     }
 }
 
-static void exec_node(test_server *s)
+static void exec_node(test_server *s, int tls_port)
 {
-    char port[16];
+    char port[16], tport[16], bus[16];
     snprintf(port, sizeof port, "%d", s->port);
-    const char *argv[] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
-                          "--dir", s->dir, "--save", "", "--appendonly", "no",
-                          "--daemonize", "no", "--logfile", "redis.log",
-                          "--protected-mode", "no", "--cluster-enabled", "yes",
-                          "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
-                          NULL};
+    snprintf(tport, sizeof tport, "%d", tls_port);
+    snprintf(bus, sizeof bus, "%d", tls_port + 10000);
+    const char *argv[64] = {"redis-server", "--port", port, "--bind", "127.0.0.1",
+                            "--dir", s->dir, "--save", "", "--appendonly", "no",
+                            "--daemonize", "no", "--logfile", "redis.log",
+                            "--protected-mode", "no", "--cluster-enabled", "yes",
+                            "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+                            NULL};
+    const char *tls[] = {"--unixsocket", s->sock, "--unixsocketperm", "700",
+                         "--tls-port", tport, "--cluster-port", bus,
+                         "--tls-cert-file", tls_path("server.crt"),
+                         "--tls-key-file", tls_path("server.key"),
+                         "--tls-ca-cert-file", tls_path("ca.crt"), "--tls-auth-clients", "no",
+                         "--tls-cluster", "yes", "--tls-replication", "yes", NULL};
+    if (tls_port) {
+        int n = 0;
+        while (argv[n])
+            n++;
+        for (int i = 0; tls[i]; i++)
+            argv[n++] = tls[i];
+        argv[n] = NULL;
+    }
     srv_exec_in(s->dir, argv);
 }
 
-static int node_start(test_server *s)
+/* TLS mode: *tls_port is the node's port (its bus at +10000) and s->port is 0. */
+static int node_start(test_server *s, int *tls_port)
 {
     memset(s, 0, sizeof *s);
     snprintf(s->dir, sizeof s->dir, "/tmp/redkv-cluster-XXXXXX");
     if (!mkdtemp(s->dir))
         return -1;
+    snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
     for (int attempt = 0; attempt < 5; attempt++) {
-        s->port = cluster_pick_port();
-        snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
+        int port = cluster_pick_port();
+        s->port = tls_mode ? 0 : port;
+        *tls_port = tls_mode ? port : 0;
+        snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%d", tls_mode ? "rediss" : "redis", port);
         if ((s->pid = fork()) == 0)
-            exec_node(s);
+            exec_node(s, *tls_port);
         for (long long until = now_ms() + 5000; now_ms() < until;) {
             char out[64];
             if (SRV(s, out, "PING") == RESP_STRING)
@@ -84,13 +110,19 @@ static int node_start(test_server *s)
 static int run_cli_create(void)
 {
     char ports[NODES][32];
-    const char *argv[NODES + 8];
+    const char *argv[NODES + 12];
     int n = 0;
     argv[n++] = "redis-cli";
+    if (tls_mode) {                    /* redis-cli reaches TLS nodes only when told to */
+        argv[n++] = "--tls";
+        argv[n++] = "--cacert";
+        argv[n++] = tls_path("ca.crt");
+    }
     argv[n++] = "--cluster";
     argv[n++] = "create";
     for (int i = 0; i < NODES; i++) {
-        snprintf(ports[i], sizeof ports[i], "127.0.0.1:%d", cluster_node[i].port);
+        snprintf(ports[i], sizeof ports[i], "127.0.0.1:%d",
+                 tls_mode ? cluster_tls_port[i] : cluster_node[i].port);
         argv[n++] = ports[i];
     }
     argv[n++] = "--cluster-replicas";
@@ -151,14 +183,32 @@ void cluster_stop(void)
 void cluster_up(void)
 {
     for (int i = 0; i < NODES; i++)
-        cr_assert_eq(node_start(&cluster_node[i]), 0, "redis-server (cluster-enabled) did not start");
+        cr_assert_eq(node_start(&cluster_node[i], &cluster_tls_port[i]), 0,
+                     "redis-server (cluster-enabled) did not start");
     cr_assert_eq(run_cli_create(), 0, "redis-cli --cluster create failed");
     long long until = now_ms() + 30000;
     while (!cluster_ready() && now_ms() < until)
         usleep(50000);
     cr_assert(cluster_ready(), "the cluster did not become ready");
-    snprintf(cluster_url, sizeof cluster_url, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d",
-             cluster_node[0].port,
-             cluster_node[1].port);
+    if (tls_mode)
+        snprintf(cluster_url, sizeof cluster_url,
+                 "rediss+cluster://127.0.0.1:%d,127.0.0.1:%d?ssl_ca_certs=%s",
+                 cluster_tls_port[0], cluster_tls_port[1], tls_path("ca.crt"));
+    else
+        snprintf(cluster_url, sizeof cluster_url, "redis+cluster://127.0.0.1:%d,127.0.0.1:%d",
+                 cluster_node[0].port, cluster_node[1].port);
+}
+
+void cluster_up_tls(void)
+{
+    cr_assert_eq(tls_certs_make(), 0);
+    tls_mode = 1;
+    cluster_up();
+}
+
+void cluster_stop_tls(void)
+{
+    cluster_stop();
+    tls_certs_remove();
 }
 

@@ -62,6 +62,22 @@ static int tcp_connect(int port)
     return -1;
 }
 
+/* A server with no plain TCP port (a TLS-only cluster node) is reached on its unix socket. */
+static int unix_connect(const char *path)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof a.sun_path)
+        return -1;
+    memcpy(a.sun_path, path, len + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0)
+        return fd;
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
 static void exec_server(test_server *s, const char *const *extra)
 {
     const char *argv[64];
@@ -216,7 +232,7 @@ int srv_callv(const test_server *s, char *out, size_t cap, int argc, const void 
     resp_parser p;
     char *in = NULL;
     size_t inlen = 0, incap = 0;
-    int type = -1, fd = tcp_connect(s->port);
+    int type = -1, fd = s->port > 0 ? tcp_connect(s->port) : unix_connect(s->sock);
     out[0] = 0;
     if (fd < 0)
         return -1;

@@ -31,7 +31,8 @@ int srv_restart(test_server *s, const char *const *extra);
 void srv_pause(test_server *s);    /* SIGSTOP */
 void srv_resume(test_server *s);   /* SIGCONT */
 
-/* Runs one command over a fresh plain socket (codec only, no redkv net layer) and writes
+/* Runs one command over a fresh plain socket (codec only, no redkv net layer: TCP to port,
+   or the unix socket sock when port is 0) and writes
    the reply into out as text: simple/bulk strings as is, integers as decimal, nil as
    "(nil)", errors as "ERR...", arrays as their elements joined by '\n'. Returns the reply
    type (RESP_*), or -1 when the server could not be reached. A NULL-terminated argv. */

@@ -20,6 +20,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster_fixture.h"
 #include "helpers.h"
 #include "tls_fixture.h"
 
@@ -547,6 +548,87 @@ Test(tls, cli_flags)
              tls_path("ca.crt"), tls_path("client.crt"), tls_path("client.key"), auth.tls_port);
     cr_assert_eq(run_cli(args), 0);
     tls_srv_stop(&auth);
+}
+
+/* ---- a 3+3 cluster over TLS only ----------------------------------------------------------- */
+
+TestSuite(tls_cluster, .init = cluster_up_tls, .fini = cluster_stop_tls, .timeout = 300);
+
+static void tls_cluster_cb(redkv *s, int status, const void *val, size_t vlen, int64_t n,
+                           void *arg)
+{
+    int *results = arg;                /* [0]: calls, [1]: failures, [2]: values right */
+    (void)s, (void)n;
+    results[0]++;
+    results[1] += status != REDKV_OK;
+    results[2] += val && vlen == 5 && memcmp(val, "value", 5) == 0;
+}
+
+static void drive_all(redkv *s)
+{
+    long long until = now_ms() + 30000;
+    while (redkv_pending(s) > 0 && now_ms() < until) {
+        int ev = redkv_events(s), t = redkv_timeout_ms(s);
+        struct pollfd p = {redkv_fd(s), (short)((ev & REDKV_READ ? POLLIN : 0) |
+                                                (ev & REDKV_WRITE ? POLLOUT : 0)), 0};
+        poll(&p, p.fd >= 0, t < 0 || t > 100 ? 100 : t);
+        redkv_process(s, (p.revents & (POLLIN | POLLHUP | POLLERR) ? REDKV_READ : 0) |
+                             (p.revents & POLLOUT ? REDKV_WRITE : 0));
+    }
+}
+
+/* Every node has port 0: nothing reaches it but TLS, so every master answering proves the
+   router connected to each over TLS (the seeds' CLUSTER SLOTS names TLS ports only). */
+Test(tls_cluster, store_operations_and_an_async_batch_over_rediss_cluster)
+{
+    redkv *s;
+    char key[16];
+    redkv_options o = {.url = cluster_url, .command_timeout_ms = 5000};
+    cr_assert_eq(redkv_open(&s, &o), REDKV_OK, "%s", redkv_last_error());
+    for (int i = 0; i < 60; i++) {
+        snprintf(key, sizeof key, "k%d", i);
+        cr_assert_eq(set_str(s, key, "value", 60000), REDKV_OK, "%s", redkv_last_error());
+    }
+    int masters = 0;
+    for (int i = 0; i < NODES; i++)
+        if (cluster_is_master(&cluster_node[i]) && SRV_NUM(&cluster_node[i], "DBSIZE") > 0)
+            masters++;
+    cr_assert_eq(masters, 3, "the keys are spread over the three masters");
+    cr_assert_str_eq(get_str(s, "k7"), "value");
+    char buf[8];
+    size_t n;
+    cr_assert_eq(redkv_get_into(s, "k8", 2, 3600000, buf, sizeof buf, &n), REDKV_OK,
+                 "the renew script over TLS: %s", redkv_last_error());
+    int64_t ms = 0, v = 0;
+    cr_assert_eq(redkv_expires_in(s, "k8", 2, &ms), REDKV_OK);
+    cr_assert_gt(ms, 60000, "renewed");
+    cr_assert_eq(redkv_exists(s, "k9", 2), 1);
+    cr_assert_eq(redkv_delete(s, "k9", 2), REDKV_OK);
+    cr_assert_eq(redkv_exists(s, "k9", 2), 0);
+    for (int i = 1; i <= 3; i++)
+        cr_assert_eq(redkv_incr(s, "count", 5, 1, 0, &v) == REDKV_OK ? v : -1, i);
+
+    /* one async batch: sets then gets, pipelined to each master */
+    int results[3] = {0};
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "a%d", i);
+        cr_assert_eq(redkv_set_async(s, key, strlen(key), "value", 5, 0, 0, tls_cluster_cb,
+                                     results), 0);
+    }
+    for (int i = 0; i < 100; i++) {
+        snprintf(key, sizeof key, "a%d", i);
+        cr_assert_eq(redkv_get_async(s, key, strlen(key), 0, tls_cluster_cb, results), 0);
+    }
+    drive_all(s);
+    cr_assert_eq(results[0], 200, "every callback once");
+    cr_assert_eq(results[1], 0, "no failure: %s", redkv_last_error());
+    cr_assert_eq(results[2], 100, "every get saw its value");
+
+    cr_assert_eq(redkv_delete_all(s), REDKV_OK, "%s", redkv_last_error());
+    for (int i = 0; i < NODES; i++)
+        if (cluster_is_master(&cluster_node[i]))
+            cr_assert_eq(SRV_NUM(&cluster_node[i], "DBSIZE"), 0);
+    redkv_close(s);
 }
 
 #endif
