@@ -67,8 +67,8 @@ LOOP_HEADER_libev_loop    := ev.h
 LOOP_LIBS_libev_loop      := -lev
 LOOP_CC_CMD = $(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libredkv.a $(LOOP_LIBS_$*) $(LDLIBS_LIB)
 
-$(LOOP_EXAMPLES): $(BUILD)/examples/%: examples/%.c $(BUILD)/libredkv.a include/redkv.h \
-		$(wildcard include/redkv/adapters/*.h)
+$(LOOP_EXAMPLES): $(BUILD)/examples/%: examples/%.c examples/loop_demo.h $(BUILD)/libredkv.a \
+		include/redkv.h $(wildcard include/redkv/adapters/*.h)
 	@mkdir -p $(dir $@)
 	@if printf '#include <%s>\nint main(void) { return 0; }\n' '$(LOOP_HEADER_$*)' | \
 		$(CC) $(LDFLAGS) -x c - -o $@.probe $(LOOP_LIBS_$*) >/dev/null 2>&1; then rm -f $@.probe; \

@@ -8,139 +8,44 @@
  * --stream reads request numbers from standard input, one a line, beside the store in the
  * same loop: for each N it sets key-N and gets it back, then prints "N SET GET FD" (the two
  * statuses and the descriptor redkv uses), until end of input. The tests use it to restart
- * or stop the server between requests. */
-#include <errno.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-
+ * or stop the server between requests.
+ *
+ * The demo itself (the same for each loop) is in loop_demo.h; what is here is the libuv
+ * part: the loop, the adapter, and standard input watched in the same loop. */
 #include <redkv/adapters/libuv.h>
 
-static redkv_uv *adapter;
+#include "loop_demo.h"
+
 static uv_loop_t *loop;
-static int done, failed, target, input_open;
+static redkv_uv *adapter;
 
-static int check_get(int status, const void *val, size_t vlen, long i)
+/* The demo calls this once every reply is in and input (with --stream) has ended. */
+static void demo_stop_loop(void)
 {
-    char want[32];
-    int n = snprintf(want, sizeof want, "value-%ld", i);
-    if (status != REDKV_OK)
-        return status;
-    return vlen == (size_t)n && memcmp(val, want, vlen) == 0 ? REDKV_OK : REDKV_EPROTO;
+    uv_stop(loop);
 }
 
-/* Ends the loop once nothing is left to do. */
-static void maybe_stop(redkv *s)
-{
-    if (!input_open && done >= target && redkv_pending(s) == 0)
-        uv_stop(loop);
-}
-
-static void on_set(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
-{
-    (void)val; (void)vlen; (void)n; (void)arg;
-    failed += status != REDKV_OK;
-    done++;
-    maybe_stop(s);
-}
-
-static void on_get(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
-{
-    (void)n;
-    failed += check_get(status, val, vlen, (long)arg) != REDKV_OK;
-    done++;
-    maybe_stop(s);
-}
-
-static void queue_pair(redkv *s, long i, redkv_cb *set_cb, redkv_cb *get_cb, void *arg)
-{
-    char key[32], val[32];
-    int kl = snprintf(key, sizeof key, "key-%ld", i);
-    int vl = snprintf(val, sizeof val, "value-%ld", i);
-    if (redkv_set_async(s, key, (size_t)kl, val, (size_t)vl, 60000, 0, set_cb, arg) != REDKV_OK ||
-        redkv_get_async(s, key, (size_t)kl, 0, get_cb, arg) != REDKV_OK)
-        fprintf(stderr, "libuv_loop: %s\n", redkv_last_error());
-}
-
-/* ---- --stream: one request pair per line of standard input ---- */
-
-typedef struct line_req {
-    long n;
-    int set_status;
-} line_req;
-
-static void on_line_set(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
-{
-    (void)s; (void)val; (void)vlen; (void)n;
-    ((line_req *)arg)->set_status = status;
-}
-
-static void on_line_get(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
-{
-    (void)n;
-    line_req *r = arg;
-    printf("%ld %d %d %d\n", r->n, r->set_status, check_get(status, val, vlen, r->n), redkv_fd(s));
-    fflush(stdout);
-    free(r);
-    maybe_stop(s);
-}
-
+/* --stream: standard input is readable, or at its end. */
 static void on_input(uv_poll_t *h, int status, int events)
 {
-    static char buf[256];
-    static size_t used;
-    redkv *s = h->data;
     (void)status; (void)events;
-    ssize_t got = read(STDIN_FILENO, buf + used, sizeof buf - 1 - used);
-    if (got < 0 && (errno == EAGAIN || errno == EINTR))
-        return;                        /* the loop may have made stdin non-blocking */
-    if (got <= 0) {
-        input_open = 0;
+    if (demo_read_input(h->data))
+        redkv_uv_update(adapter);      /* it queued from outside redkv: re-sync */
+    else
         uv_close((uv_handle_t *)h, NULL);
-        maybe_stop(s);
-        return;
-    }
-    used += (size_t)got;
-    char *nl;
-    while ((nl = memchr(buf, '\n', used)) != NULL) {
-        line_req *r = calloc(1, sizeof *r);
-        if (!r)
-            exit(1);
-        r->n = strtol(buf, NULL, 10);
-        queue_pair(s, r->n, on_line_set, on_line_get, r);
-        used -= (size_t)(nl + 1 - buf);
-        memmove(buf, nl + 1, used);
-    }
-    redkv_uv_update(adapter);          /* queued from outside redkv: re-sync */
 }
 
 int main(int argc, char **argv)
 {
-    redkv_options opt = {0};
-    redkv *s;
-    int stream = 0;
+    redkv *s = demo_open(argc, argv, "libuv_loop", "libuv_example");
     uv_poll_t input;
-    opt.url = getenv("REDKV_URL");
-    opt.ns = "libuv_example";
-    for (int i = 1; i < argc; i++) {
-        if (strcmp(argv[i], "--stream") == 0)
-            stream = 1;
-        else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
-            opt.connect_timeout_ms = opt.command_timeout_ms = atoi(argv[++i]);
-        else
-            opt.url = argv[i];
-    }
-    if (redkv_open(&s, &opt) != REDKV_OK) {
-        fprintf(stderr, "libuv_loop: %s\n", redkv_last_error());
+    if (!s)
         return 1;
-    }
     loop = uv_default_loop();
     adapter = redkv_uv_attach(loop, s);
     if (!adapter)
         return 1;
-    if (stream) {
-        input_open = 1;
+    if (demo.stream) {
         if (uv_poll_init(loop, &input, STDIN_FILENO) != 0) {
             fprintf(stderr, "libuv_loop: --stream needs standard input to be a pipe or socket\n");
             return 1;
@@ -148,17 +53,14 @@ int main(int argc, char **argv)
         input.data = s;
         uv_poll_start(&input, UV_READABLE, on_input);
     } else {
-        target = 200;
-        for (long i = 0; i < 100; i++)
-            queue_pair(s, i, on_set, on_get, (void *)i);
-        redkv_uv_update(adapter);
+        demo_queue_batch(s);
+        redkv_uv_update(adapter);      /* queued from outside redkv: re-sync */
     }
     uv_run(loop, UV_RUN_DEFAULT);
-    if (!stream)
-        printf("libuv_loop: %d callbacks, %d failed\n", done, failed);
+    int status = demo_finish();
     redkv_uv_detach(adapter);
     uv_run(loop, UV_RUN_DEFAULT);      /* the close callbacks free the adapter's handles */
     uv_loop_close(loop);
     redkv_close(s);
-    return failed == 0 && done == target ? 0 : 1;
+    return status;
 }
