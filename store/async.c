@@ -14,6 +14,10 @@ struct rk_op {
     redkv_cb *cb;
     void *arg;
     rk_op *next_free;
+#ifndef REDKV_NO_CACHE
+    char *key;                /* a write's key, for the cache to forget when it is done */
+    size_t klen, kcap;
+#endif
 };
 
 void rk_async_free_ops(rk_client *cl)
@@ -21,6 +25,9 @@ void rk_async_free_ops(rk_client *cl)
     while (cl->free_ops) {
         rk_op *next = cl->free_ops->next_free;
         rk_areq_free(&cl->free_ops->areq);
+#ifndef REDKV_NO_CACHE
+        resp_free(cl->free_ops->key);
+#endif
         resp_free(cl->free_ops);
         cl->free_ops = next;
     }
@@ -45,6 +52,29 @@ static void recycle(rk_client *cl, rk_op *op)
     cl->free_ops = op;
 }
 
+#ifndef REDKV_NO_CACHE
+static int is_write(enum rk_kind kind)
+{
+    return kind == OP_SET || kind == OP_DELETE || kind == OP_RENEW_EVAL;
+}
+
+/* A copy of a write's key in op (its buffer reused from one request to the next). */
+static int keep_key(rk_op *op, const rk_args *a)
+{
+    if (a->klen > op->kcap) {
+        char *k = resp_realloc(op->key, a->klen);
+        if (!k)
+            return rk_error(REDKV_ENOMEM, "out of memory");
+        op->key = k;
+        op->kcap = a->klen;
+    }
+    if (a->klen)
+        memcpy(op->key, a->key, a->klen);
+    op->klen = a->klen;
+    return REDKV_OK;
+}
+#endif
+
 static void op_done(rk_req *req, int status, const resp_reply *reply)
 {
     rk_op *op = (rk_op *)req;
@@ -54,6 +84,11 @@ static void op_done(rk_req *req, int status, const resp_reply *reply)
     rk_interpret(op->kind, status, reply, &res);
     if (op->kind == OP_EXISTS && res.status == REDKV_OK)
         res.n = res.n > 0;
+#ifndef REDKV_NO_CACHE
+    /* Our own writes, the renewals included, are not read back from memory. */
+    if (cl->cache && is_write(op->kind))
+        rk_cache_forget(s, op->key, op->klen);
+#endif
     redkv_cb *cb = op->cb;
     void *arg = op->arg;
     recycle(cl, op);                   /* first: the callback may queue anew */
@@ -69,6 +104,12 @@ static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, vo
     rk_op *op = take_op(cl);
     if (!op)
         return REDKV_ENOMEM;
+#ifndef REDKV_NO_CACHE
+    if (cl->cache && is_write(kind) && keep_key(op, a) != REDKV_OK) {
+        recycle(cl, op);
+        return REDKV_ENOMEM;
+    }
+#endif
     rk_op_cmd oc;
     rk_op_cmd_init(&oc, s, kind, a);
     memset(&op->areq.req, 0, sizeof op->areq.req);
