@@ -184,6 +184,10 @@ static long long fail_type(resp_parser *p, unsigned char byte)
 }
 
 #ifndef REDKV_NO_CACHE
+/* Out of line, so that the RESP2 path's code stays as compact as it was. */
+#if defined(__GNUC__)
+__attribute__((noinline, cold))
+#endif
 static long long parse_resp3(resp_parser *p, const char *buf, size_t len);
 #else
 #define parse_resp3(p, buf, len) fail_type(p, (unsigned char)buf[p->pos])
