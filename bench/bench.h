@@ -143,6 +143,7 @@ const char *bench_full_key(int i, size_t *len); /* "bench:k000123" */
 void section_blocking(void);
 void section_pipeline(void);
 void section_parser(void);
+void section_cache(void);             /* cache.c: the client-side cache's hits */
 void section_delete_all(void);
 extern int g_sweep[16], g_nsweep;           /* delete_all's other scan_counts, ascending */
 void section_cluster(void);           /* cluster.c: against a 3-master Redis Cluster */

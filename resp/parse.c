@@ -12,6 +12,13 @@
 #define NODES(p) ((p)->nodes ? (p)->nodes : (p)->inline_nodes)
 #define INLINE_NODES (sizeof(((resp_parser *)0)->inline_nodes) / sizeof(resp_reply))
 
+/* The hot helpers stay inlined in the RESP2 path even though RESP3's code calls them too. */
+#if defined(__GNUC__)
+#define HOT_INLINE __attribute__((always_inline)) inline
+#else
+#define HOT_INLINE
+#endif
+
 static size_t pick(size_t v, size_t dflt) { return v ? v : dflt; }
 
 void resp_parser_init(resp_parser *p, const resp_limits *lim)
@@ -62,7 +69,7 @@ static long long fail(resp_parser *p, const char *why)
 }
 
 /* Parses a whole line as a signed decimal with no sign but '-', no spaces, no overflow. */
-static int parse_ll(const char *s, size_t n, long long *out)
+static HOT_INLINE int parse_ll(const char *s, size_t n, long long *out)
 {
     int neg = n > 0 && s[0] == '-';
     size_t i = (size_t)neg;
@@ -82,7 +89,7 @@ static int parse_ll(const char *s, size_t n, long long *out)
 
 /* Finds the line starting at p->pos. Returns 1 and sets *eol to the CR's offset when a
    whole "...\r\n" is there, 0 when more bytes are needed, -1 on a protocol error. */
-static int find_line(resp_parser *p, const char *buf, size_t len, size_t *eol)
+static HOT_INLINE int find_line(resp_parser *p, const char *buf, size_t len, size_t *eol)
 {
     size_t from = p->scan > p->pos ? p->scan : p->pos;
     /* Most lines are short ("$32", ":1234"): one byte loop finds the CR and checks for a
@@ -122,7 +129,7 @@ static int find_line(resp_parser *p, const char *buf, size_t len, size_t *eol)
     return 1;
 }
 
-static resp_reply *new_node(resp_parser *p)
+static HOT_INLINE resp_reply *new_node(resp_parser *p)
 {
     if (p->nnodes == p->cap) {
         size_t cap = p->cap * 2;
@@ -143,7 +150,11 @@ static resp_reply *new_node(resp_parser *p)
 #ifndef REDKV_NO_CACHE
 /* An attribute's node while it is open; it is dropped when it completes. Never returned. */
 #define RESP_ATTRIBUTE 0x7f
+#if defined(__GNUC__)
+#define IS_ATTRIBUTE(node) __builtin_expect((node).type == RESP_ATTRIBUTE, 0)
+#else
 #define IS_ATTRIBUTE(node) ((node).type == RESP_ATTRIBUTE)
+#endif
 #else
 #define IS_ATTRIBUTE(node) 0
 #endif
