@@ -147,8 +147,7 @@ static int open_cache(rk_client *cl, const redkv_options *opt, const char *prefi
 #else
     (void)cl;
     (void)prefix;
-    return rk_error(REDKV_ECONFIG, "this build has no client-side cache (REDKV_NO_CACHE): "
-                    "cache_bytes must be 0");
+    return rk_error(REDKV_ECONFIG, "built with REDKV_NO_CACHE");
 #endif
 }
 
