@@ -815,6 +815,13 @@ static int conn_dispatch(rk_conn *c)
 {
     while (c->in_pos < c->in_len) {
         const resp_reply *reply;
+#ifndef REDKV_NO_CACHE
+        /* The parser reads RESP3; a connection that did not say HELLO 3 must not get it. */
+        if (!c->cfg->resp3 && c->parser.pos == 0 && strchr("_#,(=!%~>|", c->in[c->in_pos]) &&
+            c->in[c->in_pos])
+            return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error from %s: a RESP3 "
+                                            "reply on a RESP2 connection", c->cfg->where));
+#endif
         long long used = resp_parse(&c->parser, c->in + c->in_pos, c->in_len - c->in_pos, &reply);
         if (used == RESP_PARTIAL)
             break;

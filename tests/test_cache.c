@@ -323,8 +323,11 @@ static void writer(int fd, long rounds, long kill_at)
             SRV(&srv, out, "CLIENT", "KILL", "ID", num);
             fprintf(stderr, "killed tracking client %lld: %s\n", id, out);
         }
-        int len = snprintf(num, sizeof num, "%ld", n);
-        if (redkv_set(w, "n", 1, num, (size_t)len, 0, 0) != REDKV_OK)
+        int len = snprintf(num, sizeof num, "%ld", n), rc, tries = 0;
+        /* Slow machines (valgrind) may time a set out: sending the same n again is safe. */
+        while ((rc = redkv_set(w, "n", 1, num, (size_t)len, 0, 0)) != REDKV_OK && ++tries < 5)
+            fprintf(stderr, "writer: set %ld: %s, again\n", n, redkv_last_error());
+        if (rc != REDKV_OK)
             _exit(2);
         if (write(fd, &n, sizeof n) != sizeof n)
             _exit(3);
