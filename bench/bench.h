@@ -144,6 +144,7 @@ void section_blocking(void);
 void section_pipeline(void);
 void section_threads(void);            /* threads.c: 1, 8, 32 threads on one store */
 void section_parser(void);
+void section_cache(void);             /* cache.c: the client-side cache's hits */
 void section_delete_all(void);
 extern int g_sweep[16], g_nsweep;           /* delete_all's other scan_counts, ascending */
 void section_cluster(void);           /* cluster.c: against a 3-master Redis Cluster */

@@ -347,6 +347,8 @@ int main(int argc, char **argv)
         section_pipeline();
     if (wanted(only, "parser"))
         section_parser();
+    if (wanted(only, "cache"))
+        section_cache();
     if (wanted(only, "delete_all"))
         section_delete_all();
     if (wanted(only, "cluster"))

@@ -1,4 +1,4 @@
-/* fuzz_resp.c - libFuzzer target for the RESP2 parser (resp/parse.c). `make fuzz`.
+/* fuzz_resp.c - libFuzzer target for the RESP2 and RESP3 parser (resp/parse.c). `make fuzz`.
  *
  * Input: an 8-byte header, then the bytes "from the server" (shorter inputs are all data,
  * with default limits, arriving in random chunks):
@@ -71,12 +71,54 @@ static void fz_put_line(fz_out *o, char c, long long v)
     fz_put(o, line, n);
 }
 
-/* Appends r as canonical RESP2: the same tree always gives the same bytes. */
+/* A blob error ("!n") reads as RESP_ERROR; its bytes say which it was. */
+static int fz_blob_error(const resp_reply *r) { return r->type == RESP_ERROR && r->str[-1] == '\n'; }
+
+static void fz_put_text(fz_out *o, char c, const char *s, size_t n)
+{
+    fz_put(o, &c, 1);
+    fz_put(o, s, n);
+    fz_put(o, "\r\n", 2);
+}
+
+static void fz_dump(fz_out *o, const resp_reply *r);
+
+/* RESP3's types; a null re-encodes as RESP2's "$-1", a skipped attribute as nothing. */
+static void fz_dump3(fz_out *o, const resp_reply *r)
+{
+    switch (r->type) {
+    case RESP_MAP:
+    case RESP_SET:
+    case RESP_PUSH:
+        fz_put_line(o, r->type == RESP_MAP ? '%' : r->type == RESP_SET ? '~' : '>',
+                    (long long)(r->type == RESP_MAP ? r->len / 2 : r->len));
+        for (size_t i = 0; i < r->len; i++)
+            fz_dump(o, resp_element(r, i));
+        break;
+    case RESP_DOUBLE: fz_put_text(o, ',', r->str, r->len); break;
+    case RESP_BIGNUM: fz_put_text(o, '(', r->str, r->len); break;
+    case RESP_BOOLEAN: fz_put(o, r->integer ? "#t\r\n" : "#f\r\n", 4); break;
+    case RESP_VERBATIM:
+        fz_put_line(o, '=', (long long)r->len + 4);
+        fz_put(o, r->str - 4, r->len + 4);
+        fz_put(o, "\r\n", 2);
+        break;
+    default: fz_fail("unknown reply type", __LINE__);
+    }
+}
+
+/* Appends r as canonical RESP: the same tree always gives the same bytes. */
 static void fz_dump(fz_out *o, const resp_reply *r)
 {
     switch (r->type) {
     case RESP_STRING:
     case RESP_ERROR:
+        if (fz_blob_error(r)) {
+            fz_put_line(o, '!', (long long)r->len);
+            fz_put(o, r->str, r->len);
+            fz_put(o, "\r\n", 2);
+            break;
+        }
         fz_put(o, r->type == RESP_STRING ? "+" : "-", 1);
         fz_put(o, r->str, r->len);
         fz_put(o, "\r\n", 2);
@@ -94,7 +136,7 @@ static void fz_dump(fz_out *o, const resp_reply *r)
         for (size_t i = 0; i < r->len; i++)
             fz_dump(o, resp_element(r, i));
         break;
-    default: fz_fail("unknown reply type", __LINE__);
+    default: fz_dump3(o, r);
     }
 }
 
@@ -108,34 +150,51 @@ static size_t fz_walk(const resp_reply *r, size_t d, const resp_limits *lim, con
                       size_t len)
 {
     unsigned sum = 0;
+    int blob = r->type == RESP_BULK || r->type == RESP_VERBATIM ||
+               (r->type == RESP_ERROR && r->str && r->str > buf && r->str[-1] == '\n');
     switch (r->type) {
     case RESP_STRING:
     case RESP_ERROR:
     case RESP_BULK:
+    case RESP_DOUBLE:
+    case RESP_BIGNUM:
+    case RESP_VERBATIM:
         FZ_CHECK(r->str != NULL);
         FZ_CHECK(r->str > buf && r->str <= buf + len);
         FZ_CHECK(r->len <= (size_t)(buf + len - r->str));
         for (size_t i = 0; i < r->len; i++) {
             sum += (unsigned char)r->str[i];
-            if (r->type != RESP_BULK)
+            if (!blob)
                 FZ_CHECK(r->str[i] != '\r' && r->str[i] != '\n');
         }
         FZ_CHECK((size_t)(buf + len - r->str) - r->len >= 2);
         FZ_CHECK(r->str[r->len] == '\r' && r->str[r->len + 1] == '\n');
-        FZ_CHECK(r->type == RESP_BULK ? r->len <= lim->max_bulk : r->len <= lim->max_line);
-        FZ_CHECK(r->type == RESP_BULK ? r->str[-1] == '\n' : r->str[-1] == "+-"[r->type == RESP_ERROR]);
+        FZ_CHECK(blob ? r->len <= lim->max_bulk : r->len <= lim->max_line);
+        if (r->type == RESP_VERBATIM)
+            FZ_CHECK(r->str - 4 > buf && r->str[-1] == ':' && r->str[-5] == '\n');
+        else if (blob)
+            FZ_CHECK(r->str[-1] == '\n');
+        else
+            FZ_CHECK(r->str[-1] == (r->type == RESP_STRING ? '+' : r->type == RESP_ERROR ? '-'
+                                    : r->type == RESP_DOUBLE ? ',' : '('));
         FZ_CHECK(r->span == 1);
         fz_sink += sum;
         return 1;
     case RESP_INTEGER:
     case RESP_NIL:
     case RESP_NIL_ARRAY:
+    case RESP_BOOLEAN:
         FZ_CHECK(r->str == NULL && r->span == 1);
         FZ_CHECK(r->type == RESP_INTEGER || r->len == 0);
+        FZ_CHECK(r->type != RESP_BOOLEAN || r->integer == 0 || r->integer == 1);
         return 1;
-    case RESP_ARRAY: {
+    case RESP_ARRAY:
+    case RESP_MAP:
+    case RESP_SET:
+    case RESP_PUSH: {
         FZ_CHECK(r->str == NULL);
-        FZ_CHECK(r->len <= lim->max_elements);
+        FZ_CHECK(r->type == RESP_MAP ? r->len % 2 == 0 && r->len / 2 <= lim->max_elements
+                                     : r->len <= lim->max_elements);
         FZ_CHECK(d < lim->max_depth);       /* an array at depth d is nested d+1 deep */
         size_t nodes = 1;
         const resp_reply *e = r + 1;

@@ -111,6 +111,12 @@ typedef struct {
        sentinels, and the store runs on the master they know by this name, following it
        across failovers (as redis+sentinel://.../NAME says; this name wins over the URL's). */
     const char *sentinel_master;
+    /* Client-side cache (see README, "Client-side cache"): 0, the default, is none. Else
+       plain reads (get and get_into without renewal, exists) are served from up to this
+       many bytes of memory, kept current by the server's invalidations (Redis 6 or later:
+       HELLO 3, CLIENT TRACKING BCAST over the namespace); least recently used goes first.
+       Redis Cluster: ECONFIG. A server that refuses tracking: reads go to the server. */
+    size_t cache_bytes;
 } redkv_options;
 
 /* ---- transports: a TLS stack that redkv does not build in ----------------------------- */
@@ -191,6 +197,19 @@ REDKV_API const char *redkv_strerror(int status);   /* a short text for a status
 REDKV_API const char *redkv_last_error(void);       /* the calling thread's last error, in words */
 /* The library's version, "MAJOR.MINOR.PATCH" (of the library linked, not of this header). */
 REDKV_API const char *redkv_version(void);
+
+/* The client-side cache's counters, over the whole client (every store of one open); the
+   struct and the function share a name, as struct stat and stat() do. */
+struct redkv_cache_stats {
+    uint64_t hits, misses;    /* plain reads answered from memory; sent to the server */
+    uint64_t invalidations;   /* entries dropped by the server's pushes or our own writes */
+    uint64_t flushes;         /* cache emptied: FLUSHALL/FLUSHDB, tracking lost, delete_all */
+    uint64_t evictions;       /* entries dropped to stay within cache_bytes */
+    size_t bytes, entries;    /* held now (bytes: entries, keys, values and the table) */
+    int tracking;             /* 1: on; 0: not (yet); -1: refused by the server, no cache */
+};
+/* Fills *out (all zero when the client has no cache). OK, or EINVAL. */
+REDKV_API int redkv_cache_stats(redkv *s, struct redkv_cache_stats *out);
 
 /* ---- asynchronous use --------------------------------------------------------------- */
 

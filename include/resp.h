@@ -1,5 +1,5 @@
-/* resp.h - the RESP2 codec of redkv, usable on its own: no sockets, no globals but the
- * allocator hook. Public names begin with resp_ (functions, types) or RESP_ (constants). */
+/* resp.h - the RESP2 codec of redkv (its parser reads RESP3 too), usable on its own: no
+ * sockets, no globals but the allocator hook. Public names begin with resp_ (functions, types) or RESP_ (constants). */
 #ifndef RESP_H
 #define RESP_H
 
@@ -64,11 +64,22 @@ enum resp_type {
     RESP_NIL,         /* $-1 */
     RESP_ARRAY,       /* *n        len = n elements; see resp_element */
     RESP_NIL_ARRAY,   /* *-1 */
+    /* RESP3 (a server spoken to with HELLO 3). Its null "_" reads as RESP_NIL and its blob
+       error "!n" as RESP_ERROR, so RESP2 code reads them unchanged. Attributes ("|n") are
+       skipped: the reply they annotate is returned. A build with REDKV_NO_CACHE has none of
+       these: they are EPROTO there. */
+    RESP_MAP,         /* %n        len = 2n elements: key, value, key, value ... */
+    RESP_SET,         /* ~n        len = n elements */
+    RESP_PUSH,        /* >n        len = n elements; out of band (invalidations), no request's */
+    RESP_DOUBLE,      /* ,1.5      str/len: the text as sent (inf, -inf, nan included) */
+    RESP_BOOLEAN,     /* #t #f     integer: 1 or 0 */
+    RESP_BIGNUM,      /* (1234...  str/len: the digits, '-' first if negative */
+    RESP_VERBATIM,    /* =n txt:.. str/len: the text; its 3-byte format is at str - 4 */
 };
 
 /* One reply, or one element of an array reply. str points into the bytes given to
-   resp_parse and is valid while they are. An array's elements follow it in memory; walk
-   them with resp_element. */
+   resp_parse and is valid while they are. An array's elements (and a map's, set's or push's)
+   follow it in memory; walk them with resp_element. */
 typedef struct resp_reply {
     int type;
     size_t len;            /* bytes of str; elements of an array */
@@ -81,7 +92,7 @@ typedef struct resp_reply {
 /* Limits on what a server may send; zero fields mean the defaults below. */
 typedef struct resp_limits {
     size_t max_bulk;       /* longest bulk string */
-    size_t max_elements;   /* most elements in one array */
+    size_t max_elements;   /* most elements in one array (pairs in one map) */
     size_t max_depth;      /* deepest nesting of arrays (1: arrays of scalars only) */
     size_t max_line;       /* longest simple string, error or length line */
 } resp_limits;
@@ -125,7 +136,7 @@ RESP_API void resp_parser_reset(resp_parser *p);    /* forgets a partial reply *
    Work done on a partial reply is not repeated: a slow sender cannot make it quadratic. */
 RESP_API long long resp_parse(resp_parser *p, const char *buf, size_t len, const resp_reply **out);
 
-/* Element i (0-based, < a->len) of array a. */
+/* Element i (0-based, < a->len) of array a (or map, set, push). */
 RESP_API const resp_reply *resp_element(const resp_reply *a, size_t i);
 
 /* Bytes the parser needs at least before the current reply can complete (beyond len it

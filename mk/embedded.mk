@@ -22,7 +22,7 @@ STATIC_LDFLAGS ?= -static -Wl,--gc-sections
 SIZE_LIMIT     ?= 0
 SIZE_LIMIT_CORE ?= 32768
 # Every optional part off but threads (the size report shows both columns).
-MINIMAL_DEFS    := -DREDKV_NO_CLUSTER -DREDKV_NO_TLS -DREDKV_NO_SENTINEL
+MINIMAL_DEFS    := -DREDKV_NO_CLUSTER -DREDKV_NO_TLS -DREDKV_NO_SENTINEL -DREDKV_NO_CACHE
 HIREDIS_A      ?= /usr/lib/x86_64-linux-gnu/libhiredis.a
 
 # The self-test: one program, public header only (tests/*.c belong to Criterion).

@@ -409,9 +409,40 @@ typedef struct hs_step {
     int (*encode)(resp_buf *out, const rk_config *cfg);   /* 1 written, 0 skipped, -1 no memory */
 } hs_step;
 
+#ifndef REDKV_NO_CACHE
+/* RESP3, for the cache's tracking connection: HELLO 3 [AUTH user pass] instead of AUTH. */
+static int encode_hello(resp_buf *out, const rk_config *cfg)
+{
+    if (!cfg->resp3)
+        return 0;
+    int rc = resp_encode_header(out, cfg->pass ? 5 : 2) | resp_encode_arg(out, "HELLO", 5) |
+             resp_encode_arg(out, "3", 1);
+    if (cfg->pass) {
+        const char *user = cfg->user ? cfg->user : "default";
+        rc |= resp_encode_arg(out, "AUTH", 4) | resp_encode_arg(out, user, strlen(user)) |
+              resp_encode_arg(out, cfg->pass, strlen(cfg->pass));
+    }
+    return rc ? -1 : 1;
+}
+
+/* CLIENT TRACKING on BCAST [PREFIX p]: invalidations for every key under p, whoever read it. */
+static int encode_tracking(resp_buf *out, const rk_config *cfg)
+{
+    if (!cfg->tracking)
+        return 0;
+    int rc = resp_encode_header(out, cfg->track_plen ? 6 : 4) |
+             resp_encode_arg(out, "CLIENT", 6) | resp_encode_arg(out, "TRACKING", 8) |
+             resp_encode_arg(out, "on", 2) | resp_encode_arg(out, "BCAST", 5);
+    if (cfg->track_plen)
+        rc |= resp_encode_arg(out, "PREFIX", 6) |
+              resp_encode_arg(out, cfg->track_prefix, cfg->track_plen);
+    return rc ? -1 : 1;
+}
+#endif
+
 static int encode_auth(resp_buf *out, const rk_config *cfg)
 {
-    if (!cfg->pass)
+    if (!cfg->pass || cfg->resp3)
         return 0;
     int rc = resp_encode_header(out, cfg->user ? 3 : 2) | resp_encode_arg(out, "AUTH", 4);
     if (cfg->user)
@@ -430,7 +461,15 @@ static int encode_select(resp_buf *out, const rk_config *cfg)
     return rc ? -1 : 1;
 }
 
-static const hs_step handshake_steps[] = {{"AUTH", encode_auth}, {"SELECT", encode_select}};
+static const hs_step handshake_steps[] = {
+#ifndef REDKV_NO_CACHE
+    {"HELLO 3", encode_hello},
+#endif
+    {"AUTH", encode_auth}, {"SELECT", encode_select},
+#ifndef REDKV_NO_CACHE
+    {"CLIENT TRACKING", encode_tracking},
+#endif
+};
 #define NSTEPS (sizeof handshake_steps / sizeof *handshake_steps)
 
 int rk_refusal(const char *text, size_t len)
@@ -948,6 +987,13 @@ static int conn_dispatch(rk_conn *c)
 {
     while (c->in_pos < c->in_len) {
         const resp_reply *reply;
+#ifndef REDKV_NO_CACHE
+        /* The parser reads RESP3; a connection that did not say HELLO 3 must not get it. */
+        if (!c->cfg->resp3 && c->parser.pos == 0 && strchr("_#,(=!%~>|", c->in[c->in_pos]) &&
+            c->in[c->in_pos])
+            return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error from %s: a RESP3 "
+                                            "reply on a RESP2 connection", c->cfg->where));
+#endif
         long long used = resp_parse(&c->parser, c->in + c->in_pos, c->in_len - c->in_pos, &reply);
         if (used == RESP_PARTIAL)
             break;
@@ -956,6 +1002,14 @@ static int conn_dispatch(rk_conn *c)
         if (used < 0)
             return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error from %s: %s", c->cfg->where,
                                             resp_parser_error(&c->parser)));
+#ifndef REDKV_NO_CACHE
+        if (reply->type == RESP_PUSH) {        /* out of band (RESP3): no request's reply */
+            c->in_pos += (size_t)used;
+            if (c->cfg->push_fn)
+                c->cfg->push_fn(c->cfg->push_arg, reply);
+            continue;
+        }
+#endif
         rk_req *req = c->head;
         if (!req || req == c->unsent)
             return rk_conn_fail(c, rk_error(REDKV_EPROTO, "protocol error from %s: a reply nobody asked for", c->cfg->where));

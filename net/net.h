@@ -78,6 +78,14 @@ typedef struct rk_config {
     int sentinel;
     char *sentinel_master;    /* the name the sentinels know the master by */
     char *sentinel_user, *sentinel_pass;   /* AUTH to the sentinels; NULL: none */
+    /* The client-side cache's tracking connection (track.c) sets these on its own copy:
+       HELLO 3 (AUTH inside it), then CLIENT TRACKING on BCAST over track_prefix ("" and 0:
+       every key). Push replies (RESP3 '>') are no request's: they go to push_fn. */
+    int resp3, tracking;
+    const char *track_prefix;
+    size_t track_plen;
+    void (*push_fn)(void *arg, const resp_reply *push);
+    void *push_arg;
 } rk_config;
 
 /* Reads the URL (NULL: the default) and applies the settings' overrides (set may be NULL).
@@ -88,6 +96,28 @@ RK_INTERNAL void rk_config_free(rk_config *cfg);
 RK_INTERNAL int rk_config_where(rk_config *cfg);
 /* A NUL-terminated copy of s[0..n), from the allocator hook; NULL when memory ran out. */
 RK_INTERNAL char *rk_strndup(const char *s, size_t n);
+
+/* ---- client-side cache tracking (track.c) ------------------------------------------------ */
+
+#ifndef REDKV_NO_CACHE
+/* A connection of its own per client, in RESP3, with CLIENT TRACKING on BCAST over a key
+   prefix: the server pushes the name of every key under it that anyone changes (or a null
+   for a FLUSHALL/FLUSHDB). Each push goes to fn(arg, push); fn(arg, NULL) says tracking was
+   lost (or is on anew): whatever was learnt under it must be forgotten. */
+typedef struct rk_tracker rk_tracker;
+typedef void rk_push_fn(void *arg, const resp_reply *push);
+
+/* No I/O yet. OK, or ENOMEM. */
+RK_INTERNAL int rk_tracker_new(const rk_config *cfg, const char *prefix, size_t plen,
+                               rk_push_fn *fn, void *arg, rk_tracker **out);
+RK_INTERNAL void rk_tracker_free(rk_tracker *t);
+/* Takes in every push already received (one non-blocking read when tracking is on) and
+   moves a connect along; wait_ms > 0 waits up to that for tracking to come on. 1: tracking
+   is on, every invalidation that reached the socket has gone to fn; 0: not on (connecting,
+   lost, waiting before a retry); REDKV_ECONFIG: the server refused HELLO 3 or CLIENT
+   TRACKING (Redis < 6, an ACL): it never will be. */
+RK_INTERNAL int rk_tracker_poll(rk_tracker *t, int wait_ms);
+#endif
 
 /* ---- requests (conn.c) ------------------------------------------------------------------ */
 

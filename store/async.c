@@ -54,11 +54,28 @@ static void recycle(rk_client *cl, rk_op *op)
     cl->free_ops = op;
 }
 
+#ifndef REDKV_NO_CACHE
+/* Writes the cache must forget the key of when they are done (renewals and counts too). */
+static int is_write(enum rk_kind kind)
+{
+    return kind == OP_SET || kind == OP_DELETE || kind == OP_RENEW_SHA ||
+           kind == OP_RENEW_EVAL || kind == OP_INCR_SHA || kind == OP_INCR_EVAL;
+}
+#define KEEPS_KEY(cl, kind) ((kind) == OP_RENEW_SHA || ((cl)->cache && is_write(kind)))
+#else
+#define KEEPS_KEY(cl, kind) ((kind) == OP_RENEW_SHA)
+#endif
+
 /* Calls the owner back with res and lets go of op. */
 static void call_back(rk_op *op, const rk_result *res)
 {
     redkv *s = op->store;
     rk_client *cl = s->cl;
+#ifndef REDKV_NO_CACHE
+    /* Our own writes, the renewals included, are not read back from memory. */
+    if (cl->cache && is_write(op->kind))
+        rk_cache_forget(s, op->key.data, op->key.len);
+#endif
     redkv_cb *cb = op->cb;
     void *arg = op->arg;
     recycle(cl, op);                   /* first: the callback may queue anew */
@@ -172,9 +189,10 @@ static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, vo
     op->key.len = 0;
     op->ms = a->ms;
     int rc = REDKV_OK;
-    if (kind == OP_RENEW_SHA && resp_buf_reserve(&op->key, a->klen ? a->klen : 1))
+    /* the key is kept to send a renewal again after NOSCRIPT, and for the cache to forget */
+    if (KEEPS_KEY(cl, kind) && resp_buf_reserve(&op->key, a->klen ? a->klen : 1))
         rc = rk_error(REDKV_ENOMEM, "out of memory");
-    else if (kind == OP_RENEW_SHA && a->klen)
+    else if (KEEPS_KEY(cl, kind) && a->klen)
         memcpy(op->key.data, a->key, op->key.len = a->klen);
     if (rc == REDKV_OK)
         rc = send_op(op, a);

@@ -65,6 +65,9 @@ static int new_store(rk_client *cl, const char *ns, redkv **out)
 
 static void free_client(rk_client *cl)
 {
+#ifndef REDKV_NO_CACHE
+    rk_cache_free(cl->cache);
+#endif
     rk_router_free(cl->router);
     rk_async_free_ops(cl);
     rk_config_free(&cl->cfg);
@@ -136,6 +139,19 @@ int redkv_open_sized(redkv **out, const redkv_options *opt, size_t opt_size)
     return open_client(out, &full);
 }
 
+static int open_cache(rk_client *cl, const redkv_options *opt, const char *prefix)
+{
+    if (!opt || !opt->cache_bytes)
+        return REDKV_OK;
+#ifndef REDKV_NO_CACHE
+    return rk_cache_new(cl, opt->cache_bytes, prefix, &cl->cache);
+#else
+    (void)cl;
+    (void)prefix;
+    return rk_error(REDKV_ECONFIG, "built with REDKV_NO_CACHE");
+#endif
+}
+
 static int open_client(redkv **out, const redkv_options *opt)
 {
     if (!out)
@@ -161,6 +177,11 @@ static int open_client(redkv **out, const redkv_options *opt)
     cl->progress = opt ? opt->progress : NULL;
     cl->progress_arg = opt ? opt->progress_arg : NULL;
     const char *ns = opt && opt->no_namespace ? NULL : opt && opt->ns ? opt->ns : REDKV_DEFAULT_NAMESPACE;
+    /* Every key of this client and its children begins with the root namespace. */
+    if ((rc = open_cache(cl, opt, ns ? ns : "")) != REDKV_OK) {
+        free_client(cl);
+        return rc;
+    }
     if ((rc = new_store(cl, ns, out)) != REDKV_OK) {
         free_client(cl);
         return rc;

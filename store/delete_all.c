@@ -230,5 +230,9 @@ int redkv_delete_all(redkv *s)
     progress(&run);
     resp_free(run.steps);
     resp_buf_free(&run.pattern);
+#ifndef REDKV_NO_CACHE
+    if (s->cl->cache)                  /* read your own writes: nothing of it is kept */
+        rk_cache_forget_all(s->cl);
+#endif
     return rc;
 }

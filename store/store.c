@@ -40,6 +40,19 @@ static void keep_value(rk_call *call)
     res->val = NULL;
 }
 
+#ifndef REDKV_NO_CACHE
+/* A value the cache read (rk_take_fn): copied out as a reply's would be. */
+static int take_value(void *ctx, const char *val, size_t vlen)
+{
+    rk_call *call = ctx;
+    call->res.status = REDKV_OK;
+    call->res.val = val;
+    call->res.vlen = vlen;
+    keep_value(call);
+    return call->res.status;
+}
+#endif
+
 static void call_done(rk_req *req, int status, const resp_reply *reply)
 {
     rk_call *call = (rk_call *)req;
@@ -69,6 +82,8 @@ int rk_run_op(redkv *s, enum rk_kind kind, const rk_args *a, int64_t *n)
     rk_call call = {.kind = kind};
     int rc = run(s, &call, a);
     *n = call.res.n;
+    if (s->cl->cache)                  /* a count is a write: read it back from the server */
+        rk_cache_forget(s, a->key, a->klen);
     return rc;
 }
 
@@ -78,7 +93,14 @@ int redkv_set(redkv *s, const void *key, size_t klen, const void *val, size_t vl
     rk_args a = {key, val, klen, vlen, expires_in_ms, flags};
     rk_call call = {.kind = OP_SET};
     int rc = rk_check_set(s, &a);
-    return rc ? rc : run(s, &call, &a);
+    if (rc)
+        return rc;
+    rc = run(s, &call, &a);
+#ifndef REDKV_NO_CACHE
+    if (s->cl->cache)                  /* read your own writes, even one that timed out */
+        rk_cache_forget(s, key, klen);
+#endif
+    return rc;
 }
 
 static int get_common(redkv *s, const void *key, size_t klen, int64_t renew_for_ms,
@@ -93,7 +115,16 @@ static int get_common(redkv *s, const void *key, size_t klen, int64_t renew_for_
     if (!vlen)
         return rk_error(REDKV_EINVAL, "vlen is NULL");
     call->kind = renew_for_ms > 0 ? OP_RENEW_SHA : OP_GET;
+#ifndef REDKV_NO_CACHE
+    if (s->cl->cache && renew_for_ms == 0)
+        rc = rk_cache_get(s, key, klen, take_value, call);
+    else
+#endif
     rc = run(s, call, &a);
+#ifndef REDKV_NO_CACHE
+    if (s->cl->cache && renew_for_ms > 0)   /* a renewal is a write */
+        rk_cache_forget(s, key, klen);
+#endif
     *vlen = rc == REDKV_OK || rc == REDKV_ETOOBIG ? call->res.vlen : 0;
     return rc;
 }
@@ -129,7 +160,12 @@ static int key_op(redkv *s, enum rk_kind kind, const void *key, size_t klen, rk_
 int redkv_delete(redkv *s, const void *key, size_t klen)
 {
     rk_call call = {0};
-    return key_op(s, OP_DELETE, key, klen, &call);
+    int rc = key_op(s, OP_DELETE, key, klen, &call);
+#ifndef REDKV_NO_CACHE
+    if (s->cl->cache && rc != REDKV_EINVAL)
+        rk_cache_forget(s, key, klen);
+#endif
+    return rc;
 }
 
 int redkv_ping(redkv *s)
@@ -140,6 +176,10 @@ int redkv_ping(redkv *s)
 
 int redkv_exists(redkv *s, const void *key, size_t klen)
 {
+#ifndef REDKV_NO_CACHE
+    if (!rk_check_key(s, key, klen) && s->cl->cache)
+        return rk_cache_exists(s, key, klen);
+#endif
     rk_call call = {0};
     int rc = key_op(s, OP_EXISTS, key, klen, &call);
     return rc ? rc : call.res.n > 0;

@@ -9,6 +9,7 @@
 #include "router.h"
 
 typedef struct rk_op rk_op;
+typedef struct rk_cache rk_cache;
 
 typedef struct rk_client {
     rk_config cfg;
@@ -22,6 +23,7 @@ typedef struct rk_client {
     int scan_count;
     void (*progress)(uint64_t deleted, void *arg);
     void *progress_arg;
+    rk_cache *cache;          /* NULL: no client-side cache (cache.c) */
 } rk_client;
 
 struct redkv {
@@ -87,6 +89,24 @@ RK_INTERNAL int rk_run_op(redkv *s, enum rk_kind kind, const rk_args *a, int64_t
 RK_INTERNAL void rk_async_free_ops(rk_client *cl);
 /* Queues one operation (a is copied into the command at once); 0, or EINVAL/ENOMEM. */
 RK_INTERNAL int rk_queue_op(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg);
+
+/* cache.c: the client-side cache. Without it (REDKV_NO_CACHE, or cache_bytes 0) the
+   client's cache is NULL and none of these is called. */
+#ifndef REDKV_NO_CACHE
+/* Gives a value read (from memory, or from the reply while it is valid) to its reader:
+   returns the read's status (OK, or ENOMEM / ETOOBIG from copying it out). */
+typedef int rk_take_fn(void *ctx, const char *val, size_t vlen);
+/* A cache of bytes for cl's keys, which all begin with prefix ("" for every key); tracking
+   starts with the first read. OK, ECONFIG (a cluster), ENOMEM. */
+RK_INTERNAL int rk_cache_new(rk_client *cl, size_t bytes, const char *prefix, rk_cache **out);
+RK_INTERNAL void rk_cache_free(rk_cache *c);
+/* A plain get: OK (take has run), MISSING, or an error; from memory when it can. */
+RK_INTERNAL int rk_cache_get(redkv *s, const void *key, size_t klen, rk_take_fn *take, void *ctx);
+RK_INTERNAL int rk_cache_exists(redkv *s, const void *key, size_t klen);   /* 1, 0, < 0 */
+/* Our own writes: forget the key (after set or delete), or everything (delete_all). */
+RK_INTERNAL void rk_cache_forget(redkv *s, const void *key, size_t klen);
+RK_INTERNAL void rk_cache_forget_all(rk_client *cl);
+#endif
 
 /* script text, for tests and the benchmark's reference */
 RK_INTERNAL const char *rk_renew_script(void);

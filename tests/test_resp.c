@@ -1,10 +1,12 @@
-/* test_resp.c - unit tests of the RESP2 codec (include/resp.h), no server needed:
+/* test_resp.c - unit tests of the RESP2 codec and RESP3 reader (include/resp.h), no server
+ * needed:
  *   encoder   exact bytes, binary and empty arguments, arg2, integers, resp_format_ll, ENOMEM
  *   parser    every reply type, navigation of nested arrays, every split point (fresh and
  *             growing, the buffer moving between calls), replies back to back, reads past
  *             the bytes given (guard page), every class of malformed input, the limits
  *             (small ones at their boundaries, the defaults, the depth clamp), reset/free,
  *             the allocator hook (counted, failing), the want hint, a 200,000-element array
+ *   resp3     each RESP3 type read, null as RESP_NIL, attributes skipped, map limits
  *   fuzz      the stored inputs in fuzz/regress/resp/ and the seed corpus, replayed through
  *             the fuzz target (which is included below). */
 #include <criterion/criterion.h>
@@ -58,6 +60,24 @@ static const sample valid[] = {
     {"array-nil", S("*-1\r\n")},
     {"array-nested", S(NESTED)},
     {"array-mixed", S(MIXED)},
+    {"resp3-blob-error", S("!3\r\nabc\r\n")},
+    {"resp3-blob-error-crlf", S("!4\r\na\r\nb\r\n")},
+    {"resp3-map", S("%1\r\n+a\r\n+b\r\n")},
+    {"resp3-map-empty", S("%0\r\n")},
+    {"resp3-map-nested", S("%2\r\n$1\r\nk\r\n*2\r\n:1\r\n#f\r\n+x\r\n~1\r\n,-inf\r\n")},
+    {"resp3-double", S(",1.5\r\n")},
+    {"resp3-double-exp", S(",-1.25e-10\r\n")},
+    {"resp3-double-inf", S(",inf\r\n")},
+    {"resp3-double-nan", S(",nan\r\n")},
+    {"resp3-bool-true", S("#t\r\n")},
+    {"resp3-bool-false", S("#f\r\n")},
+    {"resp3-verbatim", S("=7\r\ntxt:abc\r\n")},
+    {"resp3-verbatim-empty", S("=4\r\nmkd:\r\n")},
+    {"resp3-bignum", S("(3492890328409238509324850943850943825024385\r\n")},
+    {"resp3-bignum-negative", S("(-1\r\n")},
+    {"resp3-set", S("~2\r\n+a\r\n:1\r\n")},
+    {"resp3-set-empty", S("~0\r\n")},
+    {"resp3-push", S(">2\r\n$10\r\ninvalidate\r\n*1\r\n$3\r\nabc\r\n")},
     {"array-twelve", S(TWELVE)},
     {"array-deep", S("*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n$1\r\nx\r\n")},
 };
@@ -96,17 +116,22 @@ static const sample malformed[] = {
     {"lf-bulk-len", S("$1\na\r\n")},
     {"lf-array-len", S("*1\n:1\r\n")},
     {"lf-inside", S("+O\nK\r\n")},
-    /* unknown type byte, RESP3 types among them */
-    {"resp3-blob-error", S("!3\r\nabc\r\n")},
-    {"resp3-map", S("%1\r\n+a\r\n+b\r\n")},
-    {"resp3-null", S("_\r\n")},
-    {"resp3-double", S(",1.5\r\n")},
-    {"resp3-bool", S("#t\r\n")},
-    {"resp3-verbatim", S("=7\r\ntxt:abc\r\n")},
-    {"resp3-bignum", S("(1\r\n")},
-    {"resp3-set", S("~0\r\n")},
-    {"resp3-push", S(">1\r\n+a\r\n")},
-    {"resp3-attribute", S("|0\r\n")},
+    /* unknown type byte; RESP3's malformed */
+    {"resp3-null-body", S("_x\r\n")},
+    {"resp3-bool-word", S("#true\r\n")},
+    {"resp3-bool-empty", S("#\r\n")},
+    {"resp3-double-empty", S(",\r\n")},
+    {"resp3-double-word", S(",one\r\n")},
+    {"resp3-bignum-empty", S("(\r\n")},
+    {"resp3-bignum-minus", S("(-\r\n")},
+    {"resp3-bignum-dot", S("(1.5\r\n")},
+    {"resp3-verbatim-no-format", S("=3\r\nabc\r\n")},
+    {"resp3-verbatim-no-colon", S("=7\r\ntxt-abc\r\n")},
+    {"resp3-blob-error-nil", S("!-1\r\n")},
+    {"resp3-blob-error-short", S("!2\r\nabc\r\n")},
+    {"resp3-map-negative", S("%-1\r\n")},
+    {"resp3-streamed", S("$?\r\n;0\r\n")},
+    {"resp3-streamed-array", S("*?\r\n.\r\n")},
     {"type-x", S("x\r\n")},
     {"type-word", S("xyz\r\n")},
     {"type-space", S(" +OK\r\n")},
@@ -886,6 +911,92 @@ Test(guard, no_read_past_the_end)
 
 /* ---- malformed input ----------------------------------------------------------------- */
 
+/* ---- RESP3 ------------------------------------------------------------------------------ */
+
+TestSuite(resp3, .init = parser_up, .fini = parser_down);
+
+Test(resp3, scalars)
+{
+    const resp_reply *r = parse_whole(&P, S("_\r\n"));
+    cr_assert_eq(r->type, RESP_NIL, "a RESP3 null reads as RESP2's nil");
+    r = parse_whole(&P, S("#t\r\n"));
+    cr_assert(r->type == RESP_BOOLEAN && r->integer == 1);
+    r = parse_whole(&P, S("#f\r\n"));
+    cr_assert(r->type == RESP_BOOLEAN && r->integer == 0);
+    r = parse_whole(&P, S(",3.25\r\n"));
+    cr_assert(r->type == RESP_DOUBLE && r->len == 4 && memcmp(r->str, "3.25", 4) == 0);
+    r = parse_whole(&P, S("(-12345678901234567890123\r\n"));
+    cr_assert(r->type == RESP_BIGNUM && r->len == 24 && r->str[0] == '-');
+    r = parse_whole(&P, S("=8\r\ntxt:a\r\nb\r\n"));
+    cr_assert(r->type == RESP_VERBATIM && r->len == 4 && memcmp(r->str, "a\r\nb", 4) == 0);
+    cr_assert(memcmp(r->str - 4, "txt:", 4) == 0, "the format sits before the text");
+    r = parse_whole(&P, S("!22\r\nSYNTAX invalid\r\nsyntax\r\n"));
+    cr_assert(r->type == RESP_ERROR && r->len == 22, "a blob error is an error");
+}
+
+Test(resp3, map_and_push)
+{
+    const char in[] = "%2\r\n+server\r\n+redis\r\n+proto\r\n:3\r\n";
+    const resp_reply *r = parse_whole(&P, in, sizeof in - 1);
+    cr_assert_eq(r->type, RESP_MAP);
+    cr_assert_eq(r->len, 4, "a map of 2 pairs has 4 elements");
+    cr_assert_eq(resp_element(r, 3)->integer, 3);
+    cr_assert(memcmp(resp_element(r, 1)->str, "redis", 5) == 0);
+    r = parse_whole(&P, S(">2\r\n$10\r\ninvalidate\r\n_\r\n"));
+    cr_assert_eq(r->type, RESP_PUSH);
+    cr_assert_eq(resp_element(r, 1)->type, RESP_NIL, "FLUSHALL's invalidation: a null");
+    r = parse_whole(&P, S("~3\r\n:1\r\n:2\r\n:3\r\n"));
+    cr_assert(r->type == RESP_SET && r->len == 3 && resp_element(r, 2)->integer == 3);
+}
+
+Test(resp3, attributes_are_skipped)
+{
+    const char top[] = "|1\r\n+key-popularity\r\n%1\r\n$1\r\na\r\n,0.19\r\n:42\r\n";
+    const resp_reply *r = parse_whole(&P, top, sizeof top - 1);
+    cr_assert(r->type == RESP_INTEGER && r->integer == 42, "the reply after the attribute");
+    cr_assert_eq(r->span, 1);
+    const char nested[] = "*2\r\n|1\r\n+a\r\n+b\r\n:1\r\n|0\r\n:2\r\n";
+    r = parse_whole(&P, nested, sizeof nested - 1);
+    cr_assert(r->type == RESP_ARRAY && r->len == 2 && r->span == 3);
+    cr_assert(resp_element(r, 0)->integer == 1 && resp_element(r, 1)->integer == 2);
+    for (size_t k = 0; k < sizeof nested - 1; k++)
+        expect_partial(NULL, nested, k);
+    for (size_t k = 0; k < sizeof top - 1; k++)
+        expect_partial(NULL, top, k);
+}
+
+Test(resp3, limits_hold)
+{
+    resp_limits lim = {.max_elements = 2, .max_depth = 2, .max_bulk = 4};
+    expect_eproto(&lim, S("%3\r\n"));
+    expect_eproto(&lim, S("~3\r\n"));
+    expect_eproto(&lim, S(">3\r\n"));
+    expect_eproto(&lim, S("|3\r\n"));
+    expect_eproto(&lim, S("!5\r\n"));
+    expect_eproto(&lim, S("=9\r\n"));
+    expect_eproto(&lim, S("%1\r\n+a\r\n~1\r\n*1\r\n"));
+    expect_eproto(&lim, S("*1\r\n|1\r\n+a\r\n*1\r\n"));   /* an attribute nests too */
+    resp_parser p;
+    resp_parser_init(&p, &lim);
+    const resp_reply *r;
+    cr_assert_eq(resp_parse(&p, S("%2\r\n:1\r\n:2\r\n:3\r\n:4\r\n"), &r), 20);
+    resp_parser_free(&p);
+}
+
+Test(resp3, no_allocation_for_scalars)
+{
+    static const char *const in[] = {"_\r\n", "#t\r\n", ",1e5\r\n", "(7\r\n", "=5\r\ntxt:x\r\n",
+                                     "!1\r\nx\r\n", "%1\r\n:1\r\n:2\r\n", ">1\r\n:1\r\n"};
+    for (size_t i = 0; i < sizeof in / sizeof *in; i++) {
+        resp_parser p;
+        resp_parser_init(&p, NULL);
+        const resp_reply *r;
+        cr_assert_gt(resp_parse(&p, in[i], strlen(in[i]), &r), 0, "%s", in[i]);
+        cr_assert_null(p.nodes, "%s: the inline nodes suffice", in[i]);
+        resp_parser_free(&p);
+    }
+}
+
 Test(malformed, every_class_is_eproto)
 {
     for (size_t i = 0; i < NMALFORMED; i++) {
@@ -934,12 +1045,12 @@ Test(malformed, fails_as_soon_as_it_shows)
 Test(malformed, unknown_type_fails_at_the_first_byte)
 {
     /* No need to wait for a line that may never end. */
-    static const char *const bytes[] = {"x", "%", "_", "!", "\x80\x81garbage", " ", "\r", "\n"};
+    static const char *const bytes[] = {"x", "?", ";", ".", "\x80\x81garbage", " ", "\r", "\n"};
     for (size_t i = 0; i < sizeof bytes / sizeof bytes[0]; i++)
         expect_eproto(NULL, bytes[i], strlen(bytes[i]));
     expect_eproto(NULL, "\0", 1);
-    expect_eproto(NULL, S("*2\r\n:1\r\n%"));
-    expect_eproto(NULL, S("*1\r\n*1\r\n~"));
+    expect_eproto(NULL, S("*2\r\n:1\r\n?"));
+    expect_eproto(NULL, S("*1\r\n*1\r\n@"));
     expect_partial(NULL, S("*2\r\n:1\r\n+"));
 }
 

@@ -1,0 +1,416 @@
+/* test_cache.c - the client-side cache (cache_bytes) against a real redis-server:
+ *   counting    hits and misses of get, get_into and exists in redkv_cache_stats
+ *   others      another client's SET, DEL, EXPIRE, FLUSHALL reach us as invalidations
+ *   expiry      a key past its expiry is not served, even when the server has not yet
+ *               deleted it (active expiry off: no invalidation comes)
+ *   own writes  set, delete, delete_all, a renewal, an async set: read back at once
+ *   bound       10x cache_bytes of distinct keys read: the cache stays within its bytes
+ *   fallback    a server without HELLO: no cache, right answers
+ *   race        a writer process sets 1, 2, 3 ... and after each acknowledged set tells a
+ *               reader through a pipe; the reader, told n, must read >= n. 10,000 rounds
+ *               here; REDKV_CACHE_RACE_ROUNDS=100000 (make test-cache-race) for the long
+ *               run. Also with CLIENT KILL of the tracking connection halfway. */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "helpers.h"
+
+static test_server srv;
+static redkv *st;
+
+static redkv *open_cached(size_t bytes)
+{
+    redkv_options o = {0};
+    redkv *s = NULL;
+    o.url = srv.url;
+    o.command_timeout_ms = 5000;
+    o.cache_bytes = bytes;
+    cr_assert_eq(redkv_open(&s, &o), REDKV_OK, "%s", redkv_last_error());
+    return s;
+}
+
+static void up(void)
+{
+    cr_assert_eq(srv_start(&srv, NULL), 0);
+    st = open_cached(1 << 20);
+}
+
+static void down(void)
+{
+    redkv_close(st);
+    srv_stop(&srv);
+}
+
+TestSuite(cache, .init = up, .fini = down);
+
+static struct redkv_cache_stats stats(redkv *s)
+{
+    struct redkv_cache_stats cs;
+    cr_assert_eq(redkv_cache_stats(s, &cs), REDKV_OK);
+    return cs;
+}
+
+Test(cache, hits_and_misses_counted)
+{
+    cr_assert_eq(set_str(st, "k", "v1", 0), REDKV_OK);
+    cr_assert_str_eq(get_str(st, "k"), "v1");
+    struct redkv_cache_stats cs = stats(st);
+    cr_assert_eq(cs.misses, 1);
+    cr_assert_eq(cs.hits, 0);
+    cr_assert_eq(cs.tracking, 1);
+    for (int i = 0; i < 5; i++)
+        cr_assert_str_eq(get_str(st, "k"), "v1");
+    void *v;
+    size_t n;
+    cr_assert_eq(redkv_get(st, "k", 1, 0, &v, &n), REDKV_OK);
+    cr_assert(n == 2 && memcmp(v, "v1", 2) == 0 && ((char *)v)[2] == 0);
+    redkv_free(v);
+    cr_assert_eq(redkv_exists(st, "k", 1), 1);
+    cs = stats(st);
+    cr_assert_eq(cs.hits, 7, "get_into x5, get, exists: %llu", (unsigned long long)cs.hits);
+    cr_assert_eq(cs.misses, 1);
+    cr_assert_eq(cs.entries, 1);
+    /* Absence is cached too, and a too-small buffer still says the size. */
+    cr_assert_str_eq(get_str(st, "nope"), "(missing)");
+    cr_assert_str_eq(get_str(st, "nope"), "(missing)");
+    cr_assert_eq(redkv_exists(st, "nope", 4), 0);
+    char small[1];
+    cr_assert_eq(redkv_get_into(st, "k", 1, 0, small, 1, &n), REDKV_ETOOBIG);
+    cr_assert_eq(n, 2);
+    cs = stats(st);
+    cr_assert_eq(cs.hits, 10);
+    cr_assert_eq(cs.misses, 2);
+}
+
+Test(cache, exists_alone_then_get)
+{
+    SRV(&srv, (char[64]){0}, "SET", "LITESTAR:e", "x");
+    cr_assert_eq(redkv_exists(st, "e", 1), 1);
+    cr_assert_eq(redkv_exists(st, "e", 1), 1);
+    cr_assert_eq(stats(st).hits, 1);
+    cr_assert_str_eq(get_str(st, "e"), "x", "exists knows no value: the get asks");
+    cr_assert_str_eq(get_str(st, "e"), "x");
+    cr_assert_eq(stats(st).hits, 2);
+}
+
+/* Each write by another client is seen by the very next read. */
+Test(cache, other_clients_writes_invalidate)
+{
+    char out[64];
+    cr_assert_eq(set_str(st, "k", "v1", 0), REDKV_OK);
+    cr_assert_str_eq(get_str(st, "k"), "v1");
+    cr_assert_str_eq(get_str(st, "k"), "v1");
+    SRV(&srv, out, "SET", "LITESTAR:k", "v2");
+    cr_assert_str_eq(get_str(st, "k"), "v2");
+    cr_assert_str_eq(get_str(st, "k"), "v2");
+    SRV(&srv, out, "DEL", "LITESTAR:k");
+    cr_assert_str_eq(get_str(st, "k"), "(missing)");
+    cr_assert_eq(redkv_exists(st, "k", 1), 0);
+    SRV(&srv, out, "SET", "LITESTAR:k", "v3");
+    cr_assert_eq(redkv_exists(st, "k", 1), 1, "a cached absence is invalidated by a create");
+    cr_assert_str_eq(get_str(st, "k"), "v3");
+    SRV(&srv, out, "PEXPIRE", "LITESTAR:k", "1");
+    while (SRV_NUM(&srv, "EXISTS", "LITESTAR:k") != 0)
+        usleep(1000);
+    cr_assert_str_eq(get_str(st, "k"), "(missing)");
+    cr_assert_eq(set_str(st, "a", "1", 0), REDKV_OK);
+    cr_assert_eq(set_str(st, "b", "2", 0), REDKV_OK);
+    cr_assert_str_eq(get_str(st, "a"), "1");
+    cr_assert_str_eq(get_str(st, "b"), "2");
+    uint64_t flushes = stats(st).flushes;
+    SRV(&srv, out, "FLUSHALL");
+    /* The server queues FLUSHALL's null invalidation while the command runs and may write
+       the OK to its sender a moment before it writes ours: wait for it to arrive. */
+    while (stats(st).flushes == flushes)
+        redkv_exists(st, "zz", 2);
+    cr_assert_eq(stats(st).flushes, flushes + 1, "FLUSHALL's null invalidation empties it");
+    cr_assert_str_eq(get_str(st, "a"), "(missing)");
+    cr_assert_str_eq(get_str(st, "b"), "(missing)");
+    cr_assert_gt(stats(st).invalidations, 0);
+}
+
+/* With active expiry off and nobody touching the key, the server keeps it past its expiry
+   and sends no invalidation: only the expiry the cache took with the value stops it. */
+Test(cache, expired_key_not_served)
+{
+    char out[64];
+    SRV(&srv, out, "DEBUG", "SET-ACTIVE-EXPIRE", "0");
+    SRV(&srv, out, "SET", "LITESTAR:t", "soon", "PX", "300");
+    cr_assert_str_eq(get_str(st, "t"), "soon");
+    cr_assert_str_eq(get_str(st, "t"), "soon");
+    cr_assert_eq(stats(st).hits, 1);
+    cr_assert_eq(SRV_NUM(&srv, "DBSIZE"), 1);
+    usleep(400 * 1000);            /* past the expiry: not a timing assertion, a wait */
+    cr_assert_eq(SRV_NUM(&srv, "DBSIZE"), 1, "the server still holds the expired key");
+    cr_assert_str_eq(get_str(st, "t"), "(missing)");
+    cr_assert_eq(redkv_exists(st, "t", 1), 0);
+    /* A key with no expiry given one later: the EXPIRE invalidates. */
+    SRV(&srv, out, "SET", "LITESTAR:p", "x");
+    cr_assert_eq(redkv_exists(st, "p", 1), 1);
+    SRV(&srv, out, "PEXPIRE", "LITESTAR:p", "200");
+    cr_assert_eq(redkv_exists(st, "p", 1), 1);
+    usleep(300 * 1000);
+    cr_assert_eq(redkv_exists(st, "p", 1), 0);
+}
+
+Test(cache, own_writes_read_back)
+{
+    cr_assert_eq(set_str(st, "k", "v1", 0), REDKV_OK);
+    cr_assert_str_eq(get_str(st, "k"), "v1");
+    cr_assert_eq(set_str(st, "k", "v2", 0), REDKV_OK);
+    cr_assert_str_eq(get_str(st, "k"), "v2");
+    cr_assert_eq(redkv_delete(st, "k", 1), REDKV_OK);
+    cr_assert_str_eq(get_str(st, "k"), "(missing)");
+    redkv *child;
+    cr_assert_eq(redkv_with_namespace(st, "c", &child), REDKV_OK);
+    cr_assert_eq(set_str(child, "k", "child", 0), REDKV_OK);
+    cr_assert_str_eq(get_str(child, "k"), "child");
+    cr_assert_str_eq(get_str(child, "k"), "child");
+    cr_assert_eq(redkv_delete_all(st), REDKV_OK);
+    cr_assert_str_eq(get_str(child, "k"), "(missing)");
+    /* A renewal is a write: it goes to the server and the entry is dropped. */
+    cr_assert_eq(set_str(child, "r", "rv", 10000), REDKV_OK);
+    cr_assert_str_eq(get_str(child, "r"), "rv");
+    size_t n;
+    char buf[8];
+    cr_assert_eq(redkv_get_into(child, "r", 1, 0, buf, sizeof buf, &n), REDKV_OK);
+    uint64_t hits = stats(st).hits;
+    cr_assert_eq(redkv_get_into(child, "r", 1, 60000, buf, sizeof buf, &n), REDKV_OK);
+    cr_assert_eq(stats(st).hits, hits, "a renewal is never a hit");
+    redkv_close(child);
+}
+
+static void async_done(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
+{
+    (void)s, (void)val, (void)vlen, (void)n;
+    *(int *)arg = status + 100;
+}
+
+static void run_until(redkv *s, const int *flag)
+{
+    while (!*flag) {
+        struct pollfd p = {redkv_fd(s), 0, 0};
+        int ev = redkv_events(s);
+        p.events = (short)((ev & REDKV_READ ? POLLIN : 0) | (ev & REDKV_WRITE ? POLLOUT : 0));
+        poll(&p, 1, 100);
+        redkv_process(s, (p.revents & POLLIN ? REDKV_READ : 0) |
+                             (p.revents & POLLOUT ? REDKV_WRITE : 0));
+    }
+}
+
+Test(cache, async_writes_read_back)
+{
+    int done = 0;
+    cr_assert_eq(set_str(st, "k", "v1", 0), REDKV_OK);
+    cr_assert_str_eq(get_str(st, "k"), "v1");
+    cr_assert_eq(redkv_set_async(st, "k", 1, "v2", 2, 0, 0, async_done, &done), REDKV_OK);
+    run_until(st, &done);
+    cr_assert_eq(done, 100);
+    cr_assert_str_eq(get_str(st, "k"), "v2");
+    done = 0;
+    cr_assert_eq(redkv_delete_async(st, "k", 1, async_done, &done), REDKV_OK);
+    run_until(st, &done);
+    cr_assert_str_eq(get_str(st, "k"), "(missing)");
+}
+
+/* 10x cache_bytes of distinct keys: never above the bound, the oldest evicted. */
+Test(cache, memory_bound_held)
+{
+    const size_t bytes = 64 * 1024;
+    redkv *s = open_cached(bytes);
+    char val[1000], key[32];
+    memset(val, 'v', sizeof val);
+    int keys = (int)(10 * bytes / sizeof val);
+    for (int i = 0; i < keys; i++) {
+        snprintf(key, sizeof key, "m%d", i);
+        cr_assert_eq(redkv_set(s, key, strlen(key), val, sizeof val, 0, 0), REDKV_OK);
+    }
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < keys; i++) {
+            snprintf(key, sizeof key, "m%d", i);
+            char back[1000];
+            size_t n;
+            cr_assert_eq(redkv_get_into(s, key, strlen(key), 0, back, sizeof back, &n), REDKV_OK);
+            cr_assert_eq(n, sizeof val);
+            struct redkv_cache_stats cs = stats(s);
+            cr_assert_leq(cs.bytes, bytes, "%zu bytes held", cs.bytes);
+        }
+    struct redkv_cache_stats cs = stats(s);
+    cr_assert_gt(cs.evictions, 0);
+    cr_assert_gt(cs.entries, 10);
+    /* The newest are there: the last key read is a hit. */
+    uint64_t hits = cs.hits;
+    snprintf(key, sizeof key, "m%d", keys - 1);
+    cr_assert_eq(redkv_exists(s, key, strlen(key)), 1);
+    cr_assert_eq(stats(s).hits, hits + 1);
+    redkv_close(s);
+}
+
+/* A server without HELLO (as Redis 5): the cache stays off, every read is right. */
+Test(cache, server_without_hello_falls_back)
+{
+    test_server old;
+    const char *const extra[] = {"--rename-command", "HELLO", "", NULL};
+    cr_assert_eq(srv_start(&old, extra), 0);
+    redkv_options o = {0};
+    redkv *s;
+    char out[64];
+    o.url = old.url;
+    o.cache_bytes = 1 << 20;
+    cr_assert_eq(redkv_open(&s, &o), REDKV_OK);
+    cr_assert_eq(set_str(s, "k", "v1", 0), REDKV_OK);
+    cr_assert_str_eq(get_str(s, "k"), "v1");
+    SRV(&old, out, "SET", "LITESTAR:k", "v2");
+    cr_assert_str_eq(get_str(s, "k"), "v2");
+    struct redkv_cache_stats cs = stats(s);
+    cr_assert_eq(cs.tracking, -1);
+    cr_assert_eq(cs.hits, 0);
+    redkv_close(s);
+    srv_stop(&old);
+}
+
+Test(cache, cluster_refused_and_stats_without_cache)
+{
+    redkv_options o = {0};
+    redkv *s;
+    o.url = srv.url;
+    o.cluster = true;
+    o.cache_bytes = 1000;
+    cr_assert_eq(redkv_open(&s, &o), REDKV_ECONFIG);
+    s = open_on(&srv, NULL);
+    struct redkv_cache_stats cs;
+    cr_assert_eq(redkv_cache_stats(s, &cs), REDKV_OK);
+    cr_assert_eq(cs.hits + cs.misses + cs.bytes, 0);
+    cr_assert_eq(redkv_cache_stats(NULL, &cs), REDKV_EINVAL);
+    redkv_close(s);
+}
+
+/* ---- the race --------------------------------------------------------------------------- */
+
+static long race_rounds(void)
+{
+    const char *e = getenv("REDKV_CACHE_RACE_ROUNDS");
+    return e && atol(e) > 0 ? atol(e) : 10000;
+}
+
+/* The tracking connection's id: the one client speaking RESP3. */
+static long long tracking_client_id(void)
+{
+    char out[65536];
+    SRV(&srv, out, "CLIENT", "LIST");
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, " resp=3") && strncmp(line, "id=", 3) == 0)
+            return atoll(line + 3);
+    return -1;
+}
+
+/* The writer: sets LITESTAR:n to 1, 2, ... and writes each n to fd once the set is
+   acknowledged; kill_at: CLIENT KILL the reader's tracking connection before that round. */
+static void writer(int fd, long rounds, long kill_at)
+{
+    redkv *w = open_on(&srv, NULL);
+    char num[24];
+    for (long n = 1; w && n <= rounds; n++) {
+        if (n == kill_at) {
+            long long id = tracking_client_id();
+            snprintf(num, sizeof num, "%lld", id);
+            char out[64];
+            SRV(&srv, out, "CLIENT", "KILL", "ID", num);
+            fprintf(stderr, "killed tracking client %lld: %s\n", id, out);
+        }
+        int len = snprintf(num, sizeof num, "%ld", n), rc, tries = 0;
+        /* Slow machines (valgrind) may time a set out: sending the same n again is safe. */
+        while ((rc = redkv_set(w, "n", 1, num, (size_t)len, 0, 0)) != REDKV_OK && ++tries < 5)
+            fprintf(stderr, "writer: set %ld: %s, again\n", n, redkv_last_error());
+        if (rc != REDKV_OK) {
+            redkv_close(w);
+            _exit(2);
+        }
+        if (write(fd, &n, sizeof n) != sizeof n)
+            break;
+    }
+    redkv_close(w);                    /* valgrind follows this process too: no leak */
+    _exit(0);
+}
+
+/* Runs before Criterion's main when this binary is started as the race's writer. */
+__attribute__((constructor)) static void writer_main(void)
+{
+    const char *e = getenv("REDKV_CACHE_WRITER");
+    int fd;
+    long rounds, kill_at;
+    if (!e || sscanf(e, "%d %d %ld %ld", &fd, &srv.port, &rounds, &kill_at) != 4)
+        return;
+    snprintf(srv.url, sizeof srv.url, "redis://127.0.0.1:%d", srv.port);
+    writer(fd, rounds, kill_at);
+}
+
+/* The reader: reads "n" again and again; whenever the writer has told it of round n, the
+   value read after must be >= n. Returns the stale reads. */
+static long race(long kill_at)
+{
+    long rounds = race_rounds(), told = 0, stale = 0;
+    cr_assert_str_eq(get_str(st, "n"), "(missing)");   /* tracking on before the writer */
+    int fds[2];
+    cr_assert_eq(pipe(fds), 0);
+    pid_t pid = fork();
+    cr_assert_geq(pid, 0);
+    if (pid == 0) {
+        /* A fresh image (this binary again, see writer_main): no copy of the test runner's
+           heap for valgrind to report. */
+        char env[96];
+        close(fds[0]);
+        snprintf(env, sizeof env, "%d %d %ld %ld", fds[1], srv.port, rounds, kill_at);
+        setenv("REDKV_CACHE_WRITER", env, 1);
+        execl(build_path("tests/redkv-tests"), "redkv-tests", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    fcntl(fds[0], F_SETFL, O_NONBLOCK);
+    int status, gone = 0;
+    while (told < rounds && !gone) {
+        long n;
+        gone = waitpid(pid, &status, WNOHANG) == pid;   /* a writer that died ends it */
+        while (read(fds[0], &n, sizeof n) == sizeof n)
+            told = n;
+        const char *v = get_str(st, "n");
+        long seen = strcmp(v, "(missing)") == 0 ? 0 : atol(v);
+        if (seen < told) {
+            stale++;
+            fprintf(stderr, "stale: read %ld after being told %ld\n", seen, told);
+        }
+    }
+    if (!gone)
+        waitpid(pid, &status, 0);
+    cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "the writer failed (status 0x%x)", status);
+    close(fds[0]);
+    return stale;
+}
+
+Test(cache_race, reader_never_behind_writer, .init = up, .fini = down, .timeout = 600)
+{
+    long stale = race(0);
+    struct redkv_cache_stats cs = stats(st);
+    fprintf(stderr, "cache race: %ld rounds, %llu hits, %llu misses, %ld stale\n", race_rounds(),
+            (unsigned long long)cs.hits, (unsigned long long)cs.misses, stale);
+    cr_assert_eq(stale, 0);
+    cr_assert_gt(cs.hits, 0, "the race must exercise hits");
+}
+
+Test(cache_race, tracking_killed_midway, .init = up, .fini = down, .timeout = 600)
+{
+    uint64_t flushes = stats(st).flushes;
+    long stale = race(race_rounds() / 2);
+    struct redkv_cache_stats cs = stats(st);
+    fprintf(stderr, "cache race with CLIENT KILL: %llu hits, %llu misses, %llu flushes, %ld stale\n",
+            (unsigned long long)cs.hits, (unsigned long long)cs.misses,
+            (unsigned long long)cs.flushes, stale);
+    cr_assert_eq(stale, 0);
+    cr_assert_geq(cs.flushes, flushes + 2, "the loss and the new tracking each empty it");
+    cr_assert_eq(cs.tracking, 1, "tracking is back on");
+}
