@@ -82,8 +82,10 @@ int rk_run_op(redkv *s, enum rk_kind kind, const rk_args *a, int64_t *n)
     rk_call call = {.kind = kind};
     int rc = run(s, &call, a);
     *n = call.res.n;
+#ifndef REDKV_NO_CACHE
     if (s->cl->cache)                  /* a count is a write: read it back from the server */
         rk_cache_forget(s, a->key, a->klen);
+#endif
     return rc;
 }
 

@@ -90,7 +90,8 @@ Test(docs, amalgamation_builds_with_each_switch, .timeout = 300)
 {
     static const char *const switches[] = {
         "-DREDKV_NO_CLUSTER", "-DREDKV_NO_TLS", "-DREDKV_NO_THREADS", "-DREDKV_NO_SENTINEL",
-        "-DREDKV_NO_CLUSTER -DREDKV_NO_TLS -DREDKV_NO_THREADS -DREDKV_NO_SENTINEL"};
+        "-DREDKV_NO_CACHE",
+        "-DREDKV_NO_CLUSTER -DREDKV_NO_TLS -DREDKV_NO_THREADS -DREDKV_NO_SENTINEL -DREDKV_NO_CACHE"};
     const char *amalg = build_path("amalgamation/redkv.c");
     int from = (int)(strlen(amalg) - 8);
     for (size_t i = 0; i < sizeof switches / sizeof *switches; i++) {
