@@ -8,6 +8,9 @@ function(redkv_compile_like_the_library target)
     target_compile_definitions(${target} PRIVATE _POSIX_C_SOURCE=200809L _DEFAULT_SOURCE
         $<$<BOOL:${REDKV_NO_THREADS}>:REDKV_NO_THREADS>
         $<$<BOOL:${REDKV_NO_CLUSTER}>:REDKV_NO_CLUSTER>
+        $<$<BOOL:${REDKV_NO_SENTINEL}>:REDKV_NO_SENTINEL>
+        $<$<BOOL:${REDKV_NO_CACHE}>:REDKV_NO_CACHE>
+        $<$<BOOL:${REDKV_NO_TLS}>:REDKV_NO_TLS>
         $<$<STREQUAL:${REDKV_TLS},mbedtls>:REDKV_TLS_MBEDTLS>
         $<$<STREQUAL:${REDKV_TLS},openssl>:REDKV_TLS_OPENSSL>)
     if(CMAKE_C_COMPILER_ID MATCHES "GNU|Clang")
