@@ -1060,13 +1060,16 @@ static int read_blocking(rk_conn *c)
     }
 }
 
-int rk_conn_run(rk_conn *c, rk_req *req)
+/* Writes and reads until req is done; with flush, also until nothing queued is left
+   unwritten. A failure fails what it must (rk_conn_fail, rk_conn_fail_all). */
+static void drive_blocking(rk_conn *c, rk_req *req, int flush)
 {
     int rc = 0;
-    c->connect_spent_ms = 0;
-    if (c->fd < 0 && (rc = connect_blocking(c)) != 0)
-        return rk_conn_fail_all(c, rc);
-    while (!req->completed) {
+    if (c->fd < 0 && (rc = connect_blocking(c)) != 0) {
+        rk_conn_fail_all(c, rc);
+        return;
+    }
+    while (!req->completed || (flush && c->fd >= 0 && has_output(c))) {
         if (has_output(c))
             rc = conn_write(c);
         else if ((rc = read_blocking(c)) > 0)
@@ -1076,6 +1079,12 @@ int rk_conn_run(rk_conn *c, rk_req *req)
         if (rc < 0 && !req->completed)          /* it was not written yet */
             rk_conn_fail_all(c, rc);
     }
+}
+
+int rk_conn_run(rk_conn *c, rk_req *req)
+{
+    c->connect_spent_ms = 0;
+    drive_blocking(c, req, 0);
     return req->status;
 }
 
@@ -1083,24 +1092,7 @@ int rk_conn_run(rk_conn *c, rk_req *req)
 /* The leader's work (lock held): everything queued goes out in one write, replies are
    handed to their requests, until req is done; what others queued meanwhile is written
    before leaving, so that it is on its way while the lead passes on. */
-static void lead(rk_conn *c, rk_req *req)
-{
-    int rc = 0;
-    if (c->fd < 0 && (rc = connect_blocking(c)) != 0) {
-        rk_conn_fail_all(c, rc);
-        return;
-    }
-    while (!req->completed || (c->fd >= 0 && has_output(c))) {
-        if (has_output(c))
-            rc = conn_write(c);
-        else if ((rc = read_blocking(c)) > 0)
-            rc = conn_dispatch(c);
-        if (rc < 0 && c->fd >= 0)
-            rk_conn_fail(c, rc);
-        if (rc < 0 && !req->completed)          /* it was not written yet */
-            rk_conn_fail_all(c, rc);
-    }
-}
+static void lead(rk_conn *c, rk_req *req) { drive_blocking(c, req, 1); }
 
 /* Wakes the first caller still waiting, to lead. */
 static void pass_lead(rk_conn *c)

@@ -90,17 +90,25 @@ static int encode_set(resp_buf *out, const redkv *s, const rk_args *a)
     return rc;
 }
 
+/* EVALSHA sha (or EVAL text) 1 NS:key [arg] ms: the renew and counter scripts' calls. */
+static int encode_script(resp_buf *out, const redkv *s, const rk_args *a, int by_sha,
+                         const char *sha, const char *text, size_t tlen, int with_val)
+{
+    int rc = resp_encode_header(out, 5 + with_val);
+    if (by_sha)
+        rc |= resp_encode_arg(out, "EVALSHA", 7) | resp_encode_arg(out, sha, 40);
+    else
+        rc |= resp_encode_arg(out, "EVAL", 4) | resp_encode_arg(out, text, tlen);
+    rc |= resp_encode_arg(out, "1", 1) |
+          resp_encode_arg2(out, s->prefix, s->prefix_len, a->key, a->klen);
+    if (with_val)
+        rc |= resp_encode_arg(out, a->val, a->vlen);
+    return rc | resp_encode_int(out, a->ms);
+}
+
 static int encode_renew(resp_buf *out, const redkv *s, const rk_args *a, int by_sha)
 {
-    int rc = resp_encode_header(out, 5);
-    if (by_sha)
-        rc |= resp_encode_arg(out, "EVALSHA", 7) | resp_encode_arg(out, RENEW_SHA, 40);
-    else
-        rc |= resp_encode_arg(out, "EVAL", 4) |
-              resp_encode_arg(out, RENEW_SCRIPT, sizeof RENEW_SCRIPT - 1);
-    return rc | resp_encode_arg(out, "1", 1) |
-           resp_encode_arg2(out, s->prefix, s->prefix_len, a->key, a->klen) |
-           resp_encode_int(out, a->ms);
+    return encode_script(out, s, a, by_sha, RENEW_SHA, RENEW_SCRIPT, sizeof RENEW_SCRIPT - 1, 0);
 }
 
 /* SCRIPT LOAD of the renew script: queued on an asynchronous connection before its first
@@ -115,15 +123,7 @@ static int encode_script_load(resp_buf *out, const void *arg)
 /* EVALSHA or EVAL of the counter script: key, delta (a->val, decimal), window (a->ms). */
 static int encode_incr(resp_buf *out, const redkv *s, const rk_args *a, int by_sha)
 {
-    int rc = resp_encode_header(out, 6);
-    if (by_sha)
-        rc |= resp_encode_arg(out, "EVALSHA", 7) | resp_encode_arg(out, INCR_SHA, 40);
-    else
-        rc |= resp_encode_arg(out, "EVAL", 4) |
-              resp_encode_arg(out, INCR_SCRIPT, sizeof INCR_SCRIPT - 1);
-    return rc | resp_encode_arg(out, "1", 1) |
-           resp_encode_arg2(out, s->prefix, s->prefix_len, a->key, a->klen) |
-           resp_encode_arg(out, a->val, a->vlen) | resp_encode_int(out, a->ms);
+    return encode_script(out, s, a, by_sha, INCR_SHA, INCR_SCRIPT, sizeof INCR_SCRIPT - 1, 1);
 }
 
 /* The operation's command (rk_encode_fn): non-zero when memory ran out. */
