@@ -279,12 +279,20 @@ typedef struct async_stream {
     redkv *s;
     outcome o[ASYNC_MAX];
     int queued;
+    long long started;        /* ms of the first pump */
 } async_stream;
+
+/* At most ASYNC_PER_MS requests a millisecond: a fast machine must not use up ASYNC_MAX
+   before the failover is over (it takes ~12 s). */
+#define ASYNC_PER_MS 10
 
 static void async_pump(async_stream *a)
 {
     char key[32];
-    while (a->queued < ASYNC_MAX && redkv_pending(a->s) < DEPTH) {
+    if (!a->started)
+        a->started = now_ms();
+    long long allowed = (now_ms() - a->started + 1) * ASYNC_PER_MS;
+    while (a->queued < ASYNC_MAX && a->queued < allowed && redkv_pending(a->s) < DEPTH) {
         snprintf(key, sizeof key, "as-%d", a->queued);
         cr_assert_eq(redkv_set_async(a->s, key, strlen(key), key, strlen(key), 0, 0, note,
                                      &a->o[a->queued]), REDKV_OK);
