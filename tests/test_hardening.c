@@ -183,8 +183,14 @@ static void lookups_in_child(int out)
     (void)w;
 }
 
+/* Under valgrind, forked children that end with _exit (and lookup threads still waiting)
+   leave valgrind reports about Criterion's memory: the plain and ASan passes check these. */
+static int under_valgrind(void) { return getenv("REDKV_VALGRIND") != NULL; }
+
 Test(hardening, name_lookup_is_bounded_by_the_connect_timeout, .timeout = 120)
 {
+    if (under_valgrind())
+        return;
     char dir[] = "/tmp/redkv-dns-XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     int fds[2];
@@ -273,6 +279,8 @@ Test(hardening, messages_name_the_byte_the_peer_and_the_port, .timeout = 60)
    1, the text would have reached Redis as a command. */
 Test(hardening, a_program_with_stdout_closed_cannot_print_into_redis, .timeout = 60)
 {
+    if (under_valgrind())
+        return;
     test_server srv;
     cr_assert_eq(srv_start(&srv, NULL), 0);
     pid_t pid = fork();
