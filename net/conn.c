@@ -24,9 +24,15 @@
 #include "conn.h"
 
 #if !defined(REDKV_NO_THREADS) && defined(__linux__)
-#include <linux/futex.h>
 #include <sys/syscall.h>
-#define RK_FUTEX 1        /* a waiter sleeps on its own word, not on the connection's lock */
+#ifdef SYS_futex
+/* A waiter sleeps on its own word, not on the connection's lock. The operations are the
+   kernel's ABI (linux/futex.h, which a musl toolchain need not ship): FUTEX_WAIT and
+   FUTEX_WAKE with FUTEX_PRIVATE_FLAG. */
+#define RK_FUTEX 1
+#define RK_FUTEX_WAIT 128
+#define RK_FUTEX_WAKE 129
+#endif
 #endif
 
 /* A build without transports (REDKV_NO_TLS) has plain sockets only: these fold to
@@ -203,7 +209,7 @@ static void waiter_tell(rk_waiter *w, int state)
 {
 #ifdef RK_FUTEX
     __atomic_store_n(&w->state, state, __ATOMIC_RELEASE);
-    syscall(SYS_futex, &w->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    syscall(SYS_futex, &w->state, RK_FUTEX_WAKE, 1, NULL, NULL, 0);
 #else
     w->state = state;
     pthread_cond_signal(&w->cv);
@@ -218,7 +224,7 @@ static int waiter_sleep(rk_conn *c, rk_waiter *w)
     int state;
     pthread_mutex_unlock(&c->lock);
     while ((state = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE)) == W_WAITING)
-        syscall(SYS_futex, &w->state, FUTEX_WAIT_PRIVATE, W_WAITING, NULL, NULL, 0);
+        syscall(SYS_futex, &w->state, RK_FUTEX_WAIT, W_WAITING, NULL, NULL, 0);
     if (state == W_LEAD)
         pthread_mutex_lock(&c->lock);
     return state;
