@@ -603,7 +603,8 @@ static int resolve(rk_conn *c)
         c->fd = rk_lookup_fd(c->lookup);
         return 1;
     }
-    rc = lookup_outcome(c, rk_lookup_result(c->lookup, c->cfg, c->connect_deadline, &list), list);
+    rc = rk_lookup_result(c->lookup, c->cfg, c->connect_deadline, &list);
+    rc = lookup_outcome(c, rc, list);  /* apart: list is set by the call before */
     rk_lookup_drop(c->lookup);
     c->lookup = NULL;
     return rc;

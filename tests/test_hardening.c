@@ -304,3 +304,22 @@ Test(hardening, a_program_with_stdout_closed_cannot_print_into_redis, .timeout =
     cr_assert_eq(SRV_NUM(&srv, "EXISTS", "injected"), 0, "the printed text ran on the server");
     srv_stop(&srv);
 }
+
+/* A name (not an address) goes through the lookup thread: blocking and asynchronous calls
+   reach the server by it. */
+Test(hardening, a_host_name_is_looked_up_and_reached, .timeout = 60)
+{
+    test_server srv;
+    cr_assert_eq(srv_start(&srv, NULL), 0);
+    char url[64];
+    snprintf(url, sizeof url, "redis://localhost:%d", srv.port);
+    redkv *s = open_with(url, NULL, 5000);
+    cr_assert_eq(redkv_set(s, "k", 1, "v", 1, 0, 0), REDKV_OK, "%s", redkv_last_error());
+    cb_rec r = {0};
+    cr_assert_eq(redkv_get_async(s, "k", 1, 0, rec_cb, &r), 0);
+    cr_assert_eq(drive(s, 5000), 0);
+    cr_assert(r.calls == 1 && r.status == REDKV_OK && r.vlen == 1, "async: %d calls, %d", r.calls,
+              r.status);
+    redkv_close(s);
+    srv_stop(&srv);
+}
