@@ -35,7 +35,7 @@ const char *build_path(const char *name)
     return path;
 }
 
-static int free_port(void)
+int srv_free_port(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
@@ -142,7 +142,7 @@ int srv_start(test_server *s, const char *const *extra)
     snprintf(s->sock, sizeof s->sock, "%s/redis.sock", s->dir);
     snprintf(s->unix_url, sizeof s->unix_url, "unix://%s", s->sock);
     for (int attempt = 0; attempt < 5; attempt++) {
-        s->port = free_port();
+        s->port = srv_free_port();
         snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
         if (launch(s, extra) == 0)
             return 0;

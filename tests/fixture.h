@@ -48,6 +48,9 @@ int srv_callv(const test_server *s, char *out, size_t cap, int argc, const void 
    redis-server with argv. Never returns. */
 void srv_exec_in(const char *dir, const char *const *argv);
 
+/* A TCP port free on 127.0.0.1 right now, or -1. */
+int srv_free_port(void);
+
 /* Path of a built artefact: $REDKV_BUILD/<name> (or build/<name>). */
 const char *build_path(const char *name);
 long long now_ms(void);

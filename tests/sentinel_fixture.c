@@ -133,20 +133,6 @@ int snt_named_port(const char *sentinel_pass)
 
 /* ---- processes ---------------------------------------------------------------------------- */
 
-static int pick_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 static int write_conf(const test_server *s, int master_port)
 {
     char path[256];
@@ -176,7 +162,7 @@ static int sentinel_start(test_server *s, int master_port)
     if (!mkdtemp(s->dir))
         return -1;
     for (int attempt = 0; attempt < 5; attempt++) {
-        s->port = pick_port();
+        s->port = srv_free_port();
         snprintf(s->url, sizeof s->url, "redis://127.0.0.1:%d", s->port);
         if (write_conf(s, master_port) < 0)
             return -1;

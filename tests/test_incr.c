@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "helpers.h"
+#include "hostile.h"      /* drive() */
 #include "store.h"        /* rk_incr_script(): the server's SHA1 of it is the one we send */
 
 STORE_SUITE(incr);
@@ -171,19 +172,6 @@ static void on_count(redkv *s, int status, const void *val, size_t vlen, int64_t
     c->calls++;
 }
 
-static void drive(redkv *s)
-{
-    long long until = now_ms() + 10000;
-    while (redkv_pending(s) > 0 && now_ms() < until) {
-        int ev = redkv_events(s), t = redkv_timeout_ms(s);
-        struct pollfd p = {redkv_fd(s), (short)((ev & REDKV_READ ? POLLIN : 0) |
-                                                (ev & REDKV_WRITE ? POLLOUT : 0)), 0};
-        poll(&p, p.fd >= 0, t < 0 || t > 100 ? 100 : t);
-        redkv_process(s, (p.revents & (POLLIN | POLLHUP | POLLERR) ? REDKV_READ : 0) |
-                             (p.revents & POLLOUT ? REDKV_WRITE : 0));
-    }
-}
-
 Test(incr, async_gives_each_new_value_in_order)
 {
     counts c = {0};
@@ -193,7 +181,7 @@ Test(incr, async_gives_each_new_value_in_order)
     cr_assert_eq(redkv_incr_async(st, "a", 1, -3, 0, on_count, &c), 0);
     cr_assert_eq(redkv_incr_async(st, "text", 4, 1, 0, on_count, &c), 0);
     cr_assert_eq(redkv_incr_async(st, "a", 1, 1, 0, NULL, NULL), 0, "fire and forget");
-    drive(st);
+    drive(st, 10000);
     cr_assert_eq(c.calls, 4);
     cr_assert(c.status[0] == REDKV_OK && c.n[0] == 1);
     cr_assert(c.status[1] == REDKV_OK && c.n[1] == 11);

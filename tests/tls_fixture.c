@@ -78,20 +78,6 @@ const char *tls_path(const char *name)
     return p;
 }
 
-int tls_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t alen = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &alen) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 int tls_srv_start(tls_server *t, const char *cert, const char *auth_clients,
                   const char *const *extra)
 {
@@ -103,7 +89,7 @@ int tls_srv_start(tls_server *t, const char *cert, const char *auth_clients,
     for (int attempt = 0; attempt < 3; attempt++) {   /* the TLS port may be taken meanwhile */
         int n = 0;
         memset(t, 0, sizeof *t);
-        t->tls_port = tls_free_port();
+        t->tls_port = srv_free_port();
         snprintf(port, sizeof port, "%d", t->tls_port);
         const char *tls_args[] = {"--tls-port", port, "--tls-cert-file", crt, "--tls-key-file",
                                   key, "--tls-ca-cert-file", ca, "--tls-auth-clients",

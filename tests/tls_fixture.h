@@ -33,7 +33,5 @@ int tls_srv_start(tls_server *t, const char *cert, const char *auth_clients,
                   const char *const *extra);
 void tls_srv_stop(tls_server *t);
 
-/* A free loopback port, not bound by anyone at the moment. */
-int tls_free_port(void);
 
 #endif
