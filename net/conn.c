@@ -201,19 +201,58 @@ typedef struct rk_waiter {
     char msg[256];            /* the error message its request ended with ("": none) */
 } rk_waiter;
 
-/* Tells a waiter (the connection's lock held). With a futex the waiter needs no lock to
-   see W_DONE, so it never queues on the lock behind the leader; the wake may reach the
-   word after the waiter has gone, which costs at most a spurious wake-up of a later
-   waiter at the same address (each sleeps in a loop). */
-static void waiter_tell(rk_waiter *w, int state)
+/* Tells a waiter (the connection's lock held) that its request is done, or that it leads
+   now. With a futex the waiter needs no lock to see W_DONE, so it never queues on the lock
+   behind the leader, and the wake-up itself waits until the lock is released
+   (rk_conn_release): callers queueing meanwhile do not wait for the leader's system calls.
+   The state is set now (a waiter that has not slept yet sees it and never sleeps). The
+   wake may reach the word after the waiter has gone, which costs at most a spurious
+   wake-up of a later sleeper at the same address (each sleeps in a loop). */
+static void waiter_tell(rk_conn *c, rk_waiter *w, int state)
 {
 #ifdef RK_FUTEX
     __atomic_store_n(&w->state, state, __ATOMIC_RELEASE);
+    if (c->nwakes < RK_MAX_WAKES) {
+        c->wakes[c->nwakes++] = &w->state;
+        return;
+    }
     syscall(SYS_futex, &w->state, RK_FUTEX_WAKE, 1, NULL, NULL, 0);
 #else
+    (void)c;
     w->state = state;
     pthread_cond_signal(&w->cv);
 #endif
+}
+
+/* Unlocks c, and returns the waiters told meanwhile (in wakes) for wake_all. */
+static int unlock_taking_wakes(rk_conn *c, int **wakes)
+{
+    int n = 0;
+#ifdef RK_FUTEX
+    n = c->nwakes;
+    memcpy(wakes, c->wakes, (size_t)n * sizeof *wakes);
+    c->nwakes = 0;
+#else
+    (void)wakes;
+#endif
+    pthread_mutex_unlock(&c->lock);
+    return n;
+}
+
+static void wake_all(int **wakes, int n)
+{
+#ifdef RK_FUTEX
+    for (int i = 0; i < n; i++)
+        syscall(SYS_futex, wakes[i], RK_FUTEX_WAKE, 1, NULL, NULL, 0);
+#else
+    (void)wakes, (void)n;
+#endif
+}
+
+void rk_conn_release(rk_conn *c)
+{
+    int *wakes[RK_MAX_WAKES];
+    wake_all(wakes, unlock_taking_wakes(c, wakes));
 }
 
 /* Sleeps until told (the lock held on entry): W_DONE with the lock released, or W_LEAD
@@ -222,7 +261,7 @@ static int waiter_sleep(rk_conn *c, rk_waiter *w)
 {
 #ifdef RK_FUTEX
     int state;
-    pthread_mutex_unlock(&c->lock);
+    rk_conn_release(c);
     while ((state = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE)) == W_WAITING)
         syscall(SYS_futex, &w->state, RK_FUTEX_WAIT, W_WAITING, NULL, NULL, 0);
     if (state == W_LEAD)
@@ -241,7 +280,7 @@ static int waiter_sleep(rk_conn *c, rk_waiter *w)
    the caller's buffer) runs here, in the leader's thread, before the caller is told. A
    message it leaves belongs to the caller's thread, not to this one: it goes with the
    request. */
-static void complete_for(rk_req *r, int status, const resp_reply *reply)
+static void complete_for(rk_conn *c, rk_req *r, int status, const resp_reply *reply)
 {
     rk_waiter *w = r->waiter;
     char mine[sizeof w->msg];
@@ -260,15 +299,17 @@ static void complete_for(rk_req *r, int status, const resp_reply *reply)
         rk_error(0, "%s", mine);
     else
         rk_error_clear();
-    waiter_tell(w, W_DONE);
+    waiter_tell(c, w, W_DONE);
 }
 #endif
 
-static void complete(rk_req *r, int status, const resp_reply *reply)
+static void complete(rk_conn *c, rk_req *r, int status, const resp_reply *reply)
 {
-#ifndef REDKV_NO_THREADS
+#ifdef REDKV_NO_THREADS
+    (void)c;
+#else
     if (r->waiter) {
-        complete_for(r, status, reply);
+        complete_for(c, r, status, reply);
         return;
     }
 #endif
@@ -285,7 +326,7 @@ static void complete_list(rk_conn *c, rk_req *r, rk_req *stop, int first_status,
     for (int status = first_status; r != stop; status = others) {
         rk_req *next = r->next;
         c->errors_delivered += !is_handshake(c, r);
-        complete(r, status, NULL);
+        complete(c, r, status, NULL);
         r = next;
     }
 }
@@ -397,6 +438,9 @@ void rk_conn_free(rk_conn *c)
         close(c->retired_fd);
     c->retired_fd = -1;
     resp_buf_free(&c->out);
+#ifndef REDKV_NO_THREADS
+    resp_buf_free(&c->spare);
+#endif
     resp_free(c->in);
     c->in = NULL;
     resp_parser_free(&c->parser);
@@ -884,12 +928,12 @@ static size_t secure_pending(const rk_conn *c)
     return SESSION(c) && TRANSPORT(c)->pending ? TRANSPORT(c)->pending(c->session) : 0;
 }
 
-/* Writes what may be written now. 0 (all, or the socket is full), or an error. */
-static int conn_write(rk_conn *c)
+/* Sends data[*pos, limit), moving *pos on. 0 (all, or a non-blocking socket is full), or
+   an error. */
+static int send_bytes(rk_conn *c, const char *data, size_t *pos, size_t limit)
 {
-    size_t limit = c->state == RK_HANDSHAKE ? c->hs_bytes : c->out.len;
     int sends = 0, shortened = 0, rc = 0;
-    while (c->out_pos < limit) {
+    while (*pos < limit) {
         /* Blocking: SO_SNDTIMEO bounds each send, and a server that keeps taking a few
            bytes at a time must not stretch the whole past the request's deadline. */
         if (c->blocking && sends++ && c->unsent) {
@@ -903,8 +947,8 @@ static int conn_write(rk_conn *c)
                 shortened = 1;
             }
         }
-        ssize_t n = SESSION(c) ? secure_write(c, c->out.data + c->out_pos, limit - c->out_pos)
-                               : send(c->fd, c->out.data + c->out_pos, limit - c->out_pos, MSG_NOSIGNAL);
+        ssize_t n = SESSION(c) ? secure_write(c, data + *pos, limit - *pos)
+                               : send(c->fd, data + *pos, limit - *pos, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -916,18 +960,64 @@ static int conn_write(rk_conn *c)
                           strerror(errno));
             break;
         }
-        c->out_pos += (size_t)n;
-        note_sent(c, (size_t)n);
+        *pos += (size_t)n;
     }
     if (shortened)
         set_timeout(c->fd, SO_SNDTIMEO, c->cfg->command_timeout_ms);
     if (rc == REDKV_ETIMEDOUT)
         return rk_error(rc, "the server did not take the command within %d ms",
                         c->cfg->command_timeout_ms);
+    return rc;
+}
+
+/* Writes what may be written now. 0 (all, or the socket is full), or an error. */
+static int conn_write(rk_conn *c)
+{
+    size_t from = c->out_pos;
+    int rc = send_bytes(c, c->out.data, &c->out_pos,
+                        c->state == RK_HANDSHAKE ? c->hs_bytes : c->out.len);
+    note_sent(c, c->out_pos - from);
     if (c->out_pos == c->out.len)
         c->out_pos = c->out.len = 0;
     return rc;
 }
+
+#ifndef REDKV_NO_THREADS
+/* The leader's write, with the lock released for the system call, so that callers queueing
+   meanwhile never wait behind it: the bytes queued so far are taken aside (out becomes the
+   spare buffer, which they append to) and sent; what did not go (an error, a timeout) is
+   put back in front of what was appended meanwhile. Lock held on entry and on return. */
+static int write_unlocked(rk_conn *c)
+{
+    resp_buf mine = c->out;
+    size_t pos = c->out_pos, from = pos;
+    c->out = c->spare;
+    c->out_pos = 0;
+    /* the next commands go out before the waiters of the last replies are woken: the
+       server works on them meanwhile */
+    int *wakes[RK_MAX_WAKES], nwakes = unlock_taking_wakes(c, wakes);
+    int rc = send_bytes(c, mine.data, &pos, mine.len);
+    wake_all(wakes, nwakes);
+    pthread_mutex_lock(&c->lock);
+    note_sent(c, pos - from);
+    if (pos < mine.len) {
+        if (resp_buf_reserve(&mine, c->out.len) != 0) {
+            c->spare = mine;
+            c->spare.len = 0;
+            return rk_conn_fail_all(c, rk_error(REDKV_ENOMEM, "out of memory"));
+        }
+        memcpy(mine.data + mine.len, c->out.data, c->out.len);
+        mine.len += c->out.len;
+        c->spare = c->out;
+        c->out = mine;
+        c->out_pos = pos;
+    } else {
+        c->spare = mine;
+    }
+    c->spare.len = 0;
+    return rc;
+}
+#endif
 
 static int has_output(const rk_conn *c)
 {
@@ -1026,7 +1116,7 @@ static int conn_dispatch(rk_conn *c)
         c->in_pos += (size_t)used;
         c->replies++;
         c->replies_ever++;
-        complete(req, REDKV_OK, reply);
+        complete(c, req, REDKV_OK, reply);
         if (c->hs_status)
             return rk_conn_fail_all(c, c->hs_status);
     }
@@ -1051,7 +1141,7 @@ static int read_blocking(rk_conn *c)
         }
 #ifndef REDKV_NO_THREADS
         if (c->leading)               /* others may queue meanwhile; in is the leader's */
-            pthread_mutex_unlock(&c->lock);
+            rk_conn_release(c);
         int n = conn_read(c);
         if (c->leading)
             pthread_mutex_lock(&c->lock);
@@ -1067,6 +1157,18 @@ static int read_blocking(rk_conn *c)
     }
 }
 
+#ifdef REDKV_NO_THREADS
+#define LEADING_READY(c) 0
+#define write_unlocked conn_write
+#else
+/* A leader of a ready session writes with the lock released (a handshake is written whole
+   first, under it). */
+#define LEADING_READY(c) ((c)->leading && (c)->state == RK_READY)
+#endif
+
+/* Requests written and not yet answered. */
+static int in_flight(const rk_conn *c) { return c->head && c->head != c->unsent; }
+
 /* Writes and reads until req is done; with flush, also until nothing queued is left
    unwritten. A failure fails what it must (rk_conn_fail, rk_conn_fail_all). */
 static void drive_blocking(rk_conn *c, rk_req *req, int flush)
@@ -1077,8 +1179,8 @@ static void drive_blocking(rk_conn *c, rk_req *req, int flush)
         return;
     }
     while (!req->completed || (flush && c->fd >= 0 && has_output(c))) {
-        if (has_output(c))
-            rc = conn_write(c);
+        if (has_output(c) && !(LEADING_READY(c) && in_flight(c) && !req->completed))
+            rc = LEADING_READY(c) ? write_unlocked(c) : conn_write(c);
         else if ((rc = read_blocking(c)) > 0)
             rc = conn_dispatch(c);
         if (rc < 0 && c->fd >= 0)
@@ -1106,7 +1208,7 @@ static void pass_lead(rk_conn *c)
 {
     for (rk_req *r = c->head; r; r = r->next) {
         if (r->waiter) {
-            waiter_tell(r->waiter, W_LEAD);
+            waiter_tell(c, r->waiter, W_LEAD);
             return;
         }
     }
@@ -1136,7 +1238,7 @@ int rk_conn_run_shared(rk_conn *c, rk_req *req)
         if (waiter_sleep(c, &w) == W_DONE)
             goto done;
     }
-    pthread_mutex_unlock(&c->lock);
+    rk_conn_release(c);
 done:
     if (waited) {
 #ifndef RK_FUTEX
@@ -1189,7 +1291,7 @@ static int expire(rk_conn *c)
         c->unsent = c->head;
         c->out_pos += r->len;
         c->errors_delivered++;
-        complete(r, REDKV_ETIMEDOUT, NULL);
+        complete(c, r, REDKV_ETIMEDOUT, NULL);
     }
     compact_out(c);
     return REDKV_ETIMEDOUT;

@@ -11,6 +11,9 @@
 #include <pthread.h>
 #endif
 
+/* Waiters a leader wakes after releasing the lock, at most (more are woken at once). */
+#define RK_MAX_WAKES 32
+
 /* AUTH, SELECT, and room for what a later handshake adds (HELLO, CLIENT TRACKING). */
 #define RK_MAX_HANDSHAKE 4
 
@@ -71,7 +74,10 @@ struct rk_conn {
        under lock, and one of them at a time (the leader) writes and reads for all. */
     pthread_mutex_t lock;     /* the request list and out; in, parser: the leader's alone */
     int leading;              /* a caller is doing this connection's I/O */
-    int users, lent;          /* the pool's (under its lock): callers sharing it; lent whole */
+    resp_buf spare;           /* out's other half: appended to while the leader writes */
+    int *wakes[RK_MAX_WAKES]; /* waiters told, to wake once the lock is released */
+    int nwakes;
+    int users, lent;          /* the pool's (atomic, pool.c): callers sharing it; lent whole */
 #endif
     rk_req hs_req[RK_MAX_HANDSHAKE];  /* the handshake, in order */
     unsigned char hs_steps[RK_MAX_HANDSHAKE];  /* which step each is */
@@ -108,7 +114,9 @@ RK_INTERNAL int rk_conn_run(rk_conn *c, rk_req *req);
 #define rk_conn_run_shared rk_conn_run   /* no lock to release */
 #else
 #define rk_conn_lock(c)   pthread_mutex_lock(&(c)->lock)
-#define rk_conn_unlock(c) pthread_mutex_unlock(&(c)->lock)
+#define rk_conn_unlock(c) rk_conn_release(c)
+/* Unlocks c, then wakes the waiters its leader told meanwhile. */
+RK_INTERNAL void rk_conn_release(rk_conn *c);
 /* rk_conn_run for a connection shared by threads, called with its lock held (req queued
    under it), which it releases: when another caller is doing the I/O, waits for it to
    hand req its reply (or the lead); else does the I/O for every request queued, its own
@@ -143,6 +151,7 @@ typedef struct rk_pool {
 #ifndef REDKV_NO_THREADS
     pthread_mutex_t lock;
     pthread_cond_t freed;     /* a connection was given back, or its last sharer left */
+    int waiting;              /* callers in take(): givers back wake them only then */
 #else
     int busy;                 /* the one connection is in use */
 #endif

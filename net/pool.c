@@ -20,7 +20,9 @@ static rk_conn *pool_add(rk_pool *p)
         return NULL;
     }
     rk_conn_init(c, p->cfg, 1);
-    p->conns[p->created++] = c;
+    p->conns[p->created] = c;
+    /* sharers read the table without the lock: the pointer is there before the count */
+    __atomic_store_n(&p->created, p->created + 1, __ATOMIC_RELEASE);
     return c;
 }
 
@@ -116,16 +118,49 @@ static int wait_until(rk_pool *p, int64_t deadline)
     return pthread_cond_timedwait(&p->freed, &p->lock, &ts);
 }
 
+/* Sharing and lending without a lock between them. A sharer counts itself in (users),
+   then checks the connection was not lent whole meanwhile; a borrower marks it lent, then
+   checks nobody counted in. Each reads after it writes, in one total order (SEQ_CST): at
+   least one of the two sees the other and backs off, so a connection is never shared and
+   lent at once. The pool's lock serialises borrowers and creation only: the steady state
+   of a blocking call (every connection made) takes no lock here. */
+#define LOAD(x)     __atomic_load_n(&(x), __ATOMIC_SEQ_CST)
+#define STORE(x, v) __atomic_store_n(&(x), (v), __ATOMIC_SEQ_CST)
+
 /* The connection not lent whole with the fewest sharers, or NULL. */
-static rk_conn *least_shared(const rk_pool *p)
+static rk_conn *least_shared(const rk_pool *p, int created)
 {
     rk_conn *best = NULL;
-    for (int i = 0; i < p->created; i++) {
+    int best_users = 0;
+    for (int i = 0; i < created; i++) {
         rk_conn *c = p->conns[i];
-        if (!c->lent && (!best || c->users < best->users))
+        int users = LOAD(c->users);
+        if (!LOAD(c->lent) && (!best || users < best_users)) {
             best = c;
+            best_users = users;
+        }
     }
     return best;
+}
+
+/* Counts a sharer in on c: 1, or 0 (counted out again) when c is lent whole. */
+static int pool_join(rk_pool *p, rk_conn *c)
+{
+    __atomic_add_fetch(&c->users, 1, __ATOMIC_SEQ_CST);
+    if (!LOAD(c->lent))
+        return 1;
+    rk_pool_unshare(p, c);
+    return 0;
+}
+
+/* Marks c lent whole: 1, or 0 when a sharer got in first. */
+static int pool_lend(rk_conn *c)
+{
+    STORE(c->lent, 1);
+    if (LOAD(c->users) == 0)
+        return 1;
+    STORE(c->lent, 0);
+    return 0;
 }
 
 /* Picks a connection for a caller (the pool's lock held): for whole use, only one nobody
@@ -133,13 +168,19 @@ static rk_conn *least_shared(const rk_pool *p)
    shared. NULL with *err set: none now (0: wait; else the error). */
 static rk_conn *pool_pick(rk_pool *p, int whole, int *err)
 {
-    rk_conn *c = least_shared(p);
+    rk_conn *c = least_shared(p, p->created);
     *err = 0;
-    if (c && (c->users == 0 || (!whole && p->created == p->size)))
+    if (c && LOAD(c->users) == 0 && (whole ? pool_lend(c) : pool_join(p, c)))
+        return c;
+    if (c && !whole && p->created == p->size && pool_join(p, c))
         return c;
     if (p->created < p->size) {
-        c = pool_add(p);
-        *err = c ? 0 : REDKV_ENOMEM;
+        if (!(c = pool_add(p)))
+            *err = REDKV_ENOMEM;
+        else if (whole)
+            STORE(c->lent, 1);
+        else
+            __atomic_add_fetch(&c->users, 1, __ATOMIC_SEQ_CST);
         return c;
     }
     return NULL;
@@ -150,33 +191,52 @@ static int take(rk_pool *p, int whole, int64_t deadline, rk_conn **out)
     int err;
     rk_conn *c;
     pthread_mutex_lock(&p->lock);
+    __atomic_add_fetch(&p->waiting, 1, __ATOMIC_SEQ_CST);
     while (!(c = pool_pick(p, whole, &err)) && !err) {
         if (wait_until(p, deadline) == ETIMEDOUT && !(c = pool_pick(p, whole, &err)) && !err) {
+            __atomic_sub_fetch(&p->waiting, 1, __ATOMIC_SEQ_CST);
             pthread_mutex_unlock(&p->lock);
             return rk_error(REDKV_ETIMEDOUT, "every pooled connection stayed busy past the timeout");
         }
     }
-    if (c) {
-        c->users++;
-        c->lent = whole;
-    }
+    __atomic_sub_fetch(&p->waiting, 1, __ATOMIC_SEQ_CST);
     pthread_mutex_unlock(&p->lock);
     *out = c;
     return err;
 }
 
-static void give_back(rk_pool *p, rk_conn *c)
+int rk_pool_share(rk_pool *p, int64_t deadline, rk_conn **out)
 {
-    pthread_mutex_lock(&p->lock);
-    c->lent = 0;
-    if (--c->users == 0)
+    int created = __atomic_load_n(&p->created, __ATOMIC_ACQUIRE);
+    rk_conn *c = created == p->size ? least_shared(p, created) : NULL;
+    if (c && pool_join(p, c)) {
+        *out = c;
+        return REDKV_OK;
+    }
+    return take(p, 0, deadline, out);
+}
+
+/* The last sharer out of a connection, or its borrower, wakes whoever waits to borrow one
+   (the waiter registered under the lock before it looked: it cannot miss this). */
+void rk_pool_unshare(rk_pool *p, rk_conn *c)
+{
+    if (__atomic_sub_fetch(&c->users, 1, __ATOMIC_SEQ_CST) == 0 && LOAD(p->waiting)) {
+        pthread_mutex_lock(&p->lock);
         pthread_cond_broadcast(&p->freed);
-    pthread_mutex_unlock(&p->lock);
+        pthread_mutex_unlock(&p->lock);
+    }
+}
+
+void rk_pool_put(rk_pool *p, rk_conn *c)
+{
+    STORE(c->lent, 0);
+    if (LOAD(p->waiting)) {
+        pthread_mutex_lock(&p->lock);
+        pthread_cond_broadcast(&p->freed);
+        pthread_mutex_unlock(&p->lock);
+    }
 }
 
 int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out) { return take(p, 1, deadline, out); }
-void rk_pool_put(rk_pool *p, rk_conn *c) { give_back(p, c); }
-int rk_pool_share(rk_pool *p, int64_t deadline, rk_conn **out) { return take(p, 0, deadline, out); }
-void rk_pool_unshare(rk_pool *p, rk_conn *c) { give_back(p, c); }
 
 #endif
