@@ -3,13 +3,15 @@
  * pipelining (redisAppendCommandArgv 64 times, then redisGetReply 64 times), and
  * redis-benchmark -P 64 -t set,get on the same server (one connection, as we use, and its
  * default 50). The same work: SET key 32-byte-value (no expiry, as redis-benchmark's SET),
- * GET key, over 1000 keys. */
+ * GET key, over 1000 keys; and GET with renewal (redkv_get_async with renew_for) against
+ * hiredis pipelining EVALSHA of the very same script (redis-benchmark has no such test). */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bench.h"
+#include "store.h"      /* rk_renew_script(): the reference runs the very same script */
 
 #ifdef HAVE_HIREDIS
 #include <hiredis/hiredis.h>
@@ -17,8 +19,15 @@
 
 #define DEPTH 64
 
-enum { PL_SET, PL_GET, NPL };
-static const char *const PL_NAME[NPL] = {"SET (depth 64)", "GET (depth 64)"};
+enum { PL_SET, PL_GET, PL_RENEW, NPL };
+static const char *const PL_NAME[NPL] = {"SET (depth 64)", "GET (depth 64)",
+                                         "GET+renew (EVALSHA, depth 64)"};
+/* What each row must reach against hiredis pipelining (#19's goals). */
+static const char *const PL_GOAL[NPL] = {">= 1.0x", ">= 1.5x", ">= 1.0x"};
+static const double PL_GOAL_X[NPL] = {1.0, 1.5, 1.0};
+#define NRB 2                       /* rows redis-benchmark runs too: SET, GET */
+#define RENEW_MS 1800000
+static char g_pl_sha[41];           /* the renew script's, for hiredis's EVALSHA */
 
 typedef struct pl_state {
     redkv *s;
@@ -45,7 +54,8 @@ static void issue(pl_state *st)
     size_t klen;
     const char *k = bench_key((int)(st->issued % NKEYS), &klen);
     int rc = st->op == PL_SET ? redkv_set_async(st->s, k, klen, g_val, VAL_LEN, 0, 0, pl_cb, st)
-                              : redkv_get_async(st->s, k, klen, 0, pl_cb, st);
+                              : redkv_get_async(st->s, k, klen, st->op == PL_RENEW ? RENEW_MS : 0,
+                                                pl_cb, st);
     if (rc != REDKV_OK)
         die("redkv async: %s", redkv_last_error());
     st->issued++;
@@ -88,6 +98,12 @@ static double hiredis_pipelined(redisContext *c, int op, long total)
         for (long j = 0; j < batch; j++) {
             size_t klen;
             const char *k = bench_full_key((int)((i + j) % NKEYS), &klen);
+            if (op == PL_RENEW) {
+                const char *argv[5] = {"EVALSHA", g_pl_sha, "1", k, "1800000"};
+                size_t lens[5] = {7, 40, 1, klen, 7};
+                redisAppendCommandArgv(c, 5, argv, lens);
+                continue;
+            }
             const char *argv[3] = {op == PL_SET ? "SET" : "GET", k, g_val};
             size_t lens[3] = {3, klen, VAL_LEN};
             redisAppendCommandArgv(c, op == PL_SET ? 3 : 2, argv, lens);
@@ -96,6 +112,8 @@ static double hiredis_pipelined(redisContext *c, int op, long total)
             void *r;
             if (redisGetReply(c, &r) != REDIS_OK)
                 die("hiredis pipelined: %s", c->errstr);
+            if (((redisReply *)r)->type == REDIS_REPLY_ERROR)
+                die("hiredis pipelined: %s", ((redisReply *)r)->str);
             freeReplyObject(r);
         }
     }
@@ -152,6 +170,21 @@ int pipeline_child(int op, int hiredis, int port, long n)
 #endif
 }
 
+#ifdef HAVE_HIREDIS
+/* The renew script loaded, for hiredis's EVALSHA (redkv loads it on its own connection). */
+static void load_renew_sha(void)
+{
+    rawc c;
+    if (rawc_open(&c, g_srv.port))
+        die("cannot reach redis-server");
+    const resp_reply *r = RAW(&c, "SCRIPT", "LOAD", rk_renew_script());
+    if (!r || r->type != RESP_BULK || r->len != 40)
+        die("SCRIPT LOAD failed");
+    memcpy(g_pl_sha, r->str, 40);
+    rawc_close(&c);
+}
+#endif
+
 static void pl_work(void *arg, int who, long n)
 {
     pair_ctx *x = arg;
@@ -182,6 +215,7 @@ void section_pipeline(void)
     redisContext *h = x.h = redisConnectWithTimeout("127.0.0.1", g_srv.port, tv);
     if (!h || h->err)
         die("hiredis connect: %s", h ? h->errstr : "out of memory");
+    load_renew_sha();
     hiredis_pipelined(h, PL_SET, 5000);
 #endif
     progress("pipelined: %d rounds of %ld SETs and GETs each (slices of %ld), and "
@@ -198,7 +232,7 @@ void section_pipeline(void)
             rb_ok = redis_benchmark(which ? 50 : 1, rb_n, v[which]) == 0;
         if (rb_ok) {
             /* paired with this round's redkv figure */
-            for (int op = 0; op < NPL; op++) {
+            for (int op = 0; op < NRB; op++) {
                 double p1[2] = {rr[op].a[r], v[0][op]}, p50[2] = {rr[op].a[r], v[1][op]};
                 rounds_add(&rb1[op], p1);
                 rounds_add(&rb50[op], p50);
@@ -217,24 +251,26 @@ void section_pipeline(void)
         row *w = add_row("pipelined", PL_NAME[op], "req/s");
         fmt_num(w->redkv, sizeof w->redkv, a);
         snprintf(w->refname, sizeof w->refname, "hiredis pipelined");
-        snprintf(w->goal, sizeof w->goal, ">= 1.0x");
+        snprintf(w->goal, sizeof w->goal, "%s", PL_GOAL[op]);
 #ifdef HAVE_HIREDIS
         fmt_num(w->ref, sizeof w->ref, rounds_median(&rr[op], 1));
         w->ratio = rounds_ratio(&rr[op]);
-        snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= 1.0 ? "ok" : "SHORT");
+        snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= PL_GOAL_X[op] ? "ok" : "SHORT");
 #else
         snprintf(w->ref, sizeof w->ref, "n/a");
 #endif
-        for (int which = 0; which < 2; which++) {
+        for (int which = 0; which < 2 && op < NRB; which++) {
             const rounds *rb = which ? &rb50[op] : &rb1[op];
             w = add_row("pipelined", PL_NAME[op], "req/s");
             fmt_num(w->redkv, sizeof w->redkv, a);
             snprintf(w->refname, sizeof w->refname, "redis-benchmark -c %d", which ? 50 : 1);
-            snprintf(w->goal, sizeof w->goal, "close (>= 0.8x)");
+            /* one connection against one: #19's goal; against 50, information */
+            snprintf(w->goal, sizeof w->goal, "%s", which ? "close (>= 0.8x)" : ">= 1.0x");
             if (rb_ok) {
+                double goal = which ? 0.8 : 1.0;
                 fmt_num(w->ref, sizeof w->ref, rounds_median(rb, 1));
                 w->ratio = rounds_ratio(rb);
-                snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= 0.8 ? "ok" : "SHORT");
+                snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= goal ? "ok" : "SHORT");
             } else {
                 snprintf(w->ref, sizeof w->ref, "n/a");
             }
