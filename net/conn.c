@@ -1006,7 +1006,8 @@ static int write_unlocked(rk_conn *c)
             c->spare.len = 0;
             return rk_conn_fail_all(c, rk_error(REDKV_ENOMEM, "out of memory"));
         }
-        memcpy(mine.data + mine.len, c->out.data, c->out.len);
+        if (c->out.len)                /* (nothing appended: out.data may be NULL) */
+            memcpy(mine.data + mine.len, c->out.data, c->out.len);
         mine.len += c->out.len;
         c->spare = c->out;
         c->out = mine;
