@@ -36,7 +36,11 @@ typedef struct rk_areq {
     rk_encode_fn *prelude;    /* the command's (rk_cmd) */
     int slot, tries;
     int64_t retry_at;         /* when delayed */
-    struct rk_areq *next_delayed;
+    struct rk_areq *next_waiting;   /* in the router's delayed list, or its held FIFO */
+#ifndef REDKV_NO_CLUSTER
+    unsigned long gen;        /* the map generation it was last sent under */
+    const struct rk_node *node;   /* where it was last sent */
+#endif
 } rk_areq;
 
 /* A router over the configuration's topology (one server, or a cluster's seeds); no I/O.

@@ -1,7 +1,10 @@
 /* test_router.c - the router under the store: the masters of a cluster however many there
- * are, the masters of a real cluster worked on at once by delete_all, and an asynchronous
- * stream that rides through a lost master. */
+ * are, the masters of a real cluster worked on at once by delete_all, an asynchronous
+ * stream that rides through a lost master, asynchronous requests that keep their order
+ * when a slot moves under them, and a lost master that never makes an asynchronous call
+ * block. */
 #include <criterion/criterion.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -191,5 +194,343 @@ Test(router_cluster, async_stream_rides_a_lost_master)
     }
     cr_assert(all_ok, "after the failover every request succeeds");
     redkv_close(s);
+}
+
+/* ---- asynchronous order and the map read without blocking ---------------------------------- */
+
+/* The master serving slot: the node whose own line of CLUSTER NODES lists it. */
+static test_server *master_of_slot(int slot)
+{
+    for (int i = 0; i < NODES; i++) {
+        char out[16384], *save = NULL;
+        if (SRV(&cluster_node[i], out, "CLUSTER", "NODES") < 0)
+            continue;
+        for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+            if (!strstr(l, "myself,master"))
+                continue;
+            char *f = NULL;
+            int field = 0;
+            for (char *t = strtok_r(l, " ", &f); t; t = strtok_r(NULL, " ", &f), field++) {
+                long lo = atol(t), hi = strchr(t, '-') ? atol(strchr(t, '-') + 1) : lo;
+                if (field >= 8 && t[0] != '[' && slot >= lo && slot <= hi)
+                    return &cluster_node[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+static int slot_of(const char *key)
+{
+    return rk_key_slot("", 0, key, strlen(key));
+}
+
+/* A master other than not (and other than also, when given). */
+static test_server *other_master(const test_server *not, const test_server *also)
+{
+    for (int i = 0; i < NODES; i++)
+        if (&cluster_node[i] != not && &cluster_node[i] != also && cluster_node[i].pid &&
+            cluster_is_master(&cluster_node[i]))
+            return &cluster_node[i];
+    return NULL;
+}
+
+/* Moving a slot as redis-cli --cluster reshard does, in its three steps. */
+static void slot_migrating(int slot, test_server *src, test_server *dst)
+{
+    char ss[16], src_id[64], dst_id[64], out[128];
+    snprintf(ss, sizeof ss, "%d", slot);
+    SRV(src, src_id, "CLUSTER", "MYID");
+    SRV(dst, dst_id, "CLUSTER", "MYID");
+    SRV(dst, out, "CLUSTER", "SETSLOT", ss, "IMPORTING", src_id);
+    cr_assert_str_eq(out, "OK");
+    SRV(src, out, "CLUSTER", "SETSLOT", ss, "MIGRATING", dst_id);
+    cr_assert_str_eq(out, "OK");
+}
+
+static void key_migrated(const char *key, test_server *src, test_server *dst)
+{
+    char port[16], out[128];
+    snprintf(port, sizeof port, "%d", dst->port);
+    SRV(src, out, "MIGRATE", "127.0.0.1", port, key, "0", "5000");
+    cr_assert(strcmp(out, "OK") == 0 || strcmp(out, "NOKEY") == 0, "MIGRATE %s: %s", key, out);
+}
+
+static void slot_owned_by(int slot, test_server *dst)
+{
+    char ss[16], dst_id[64], out[128];
+    snprintf(ss, sizeof ss, "%d", slot);
+    SRV(dst, dst_id, "CLUSTER", "MYID");
+    SRV(dst, out, "CLUSTER", "SETSLOT", ss, "NODE", dst_id);   /* the target first */
+    cr_assert_str_eq(out, "OK");
+    for (int i = 0; i < NODES; i++)
+        if (&cluster_node[i] != dst && cluster_node[i].pid && cluster_is_master(&cluster_node[i])) {
+            SRV(&cluster_node[i], out, "CLUSTER", "SETSLOT", ss, "NODE", dst_id);
+            cr_assert_str_eq(out, "OK");
+        }
+}
+
+/* One callback's record: which key and which write of it, in the order callbacks ran. */
+typedef struct order_log {
+    int calls, bad;
+    int key[4096], seq[4096], status[4096];
+    long long at[4096];
+} order_log;
+
+typedef struct order_arg {
+    order_log *log;
+    int key, seq;
+} order_arg;
+
+static void order_cb(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
+{
+    (void)s, (void)val, (void)vlen, (void)n;
+    order_arg *a = arg;
+    order_log *log = a->log;
+    if (log->calls < 4096) {
+        log->key[log->calls] = a->key;
+        log->seq[log->calls] = a->seq;
+        log->status[log->calls] = status;
+        log->at[log->calls] = now_ms();
+    }
+    log->calls++;
+}
+
+static void set_seq(redkv *s, const char *key, order_arg *a)
+{
+    char val[32];
+    snprintf(val, sizeof val, "v%d", a->seq);
+    cr_assert_eq(redkv_set_async(s, key, strlen(key), val, strlen(val), 0, 0, order_cb, a),
+                 REDKV_OK, "%s", redkv_last_error());
+}
+
+/* The loop every program writes, waiting no longer than redkv_timeout_ms says (at most
+   cap_ms, so that a wrong timeout shows as lateness, not a hang), for up to limit_ms or
+   until nothing is pending. */
+static void pump(redkv *s, int limit_ms, int cap_ms)
+{
+    long long until = now_ms() + limit_ms;
+    while (redkv_pending(s) > 0 && now_ms() < until) {
+        struct pollfd p = {redkv_fd(s), 0, 0};
+        int ev = redkv_events(s), t = redkv_timeout_ms(s);
+        long long left = until - now_ms();
+        p.events = (short)((ev & REDKV_READ ? POLLIN : 0) | (ev & REDKV_WRITE ? POLLOUT : 0));
+        t = t < 0 || t > cap_ms ? cap_ms : t;
+        poll(&p, p.fd >= 0 ? 1 : 0, left < t ? (int)left : t);
+        redkv_process(s, (p.revents & (POLLIN | POLLHUP | POLLERR) ? REDKV_READ : 0) |
+                         (p.revents & POLLOUT ? REDKV_WRITE : 0));
+    }
+}
+
+/* Every callback ran once with OK, and each key's callbacks came in the order of its
+   writes (a connection answers in order, so that is the order the server ran them). */
+static void assert_in_order(const order_log *log, int expected)
+{
+    int last[64];
+    for (int k = 0; k < 64; k++)
+        last[k] = -1;
+    cr_assert_eq(log->calls, expected, "%d callbacks for %d requests", log->calls, expected);
+    for (int i = 0; i < log->calls; i++) {
+        cr_assert_eq(log->status[i], REDKV_OK, "callback %d: %s", i,
+                     redkv_strerror(log->status[i]));
+        cr_assert_gt(log->seq[i], last[log->key[i]], "key %d: write %d ran after write %d",
+                     log->key[i], log->seq[i], last[log->key[i]]);
+        last[log->key[i]] = log->seq[i];
+    }
+}
+
+/* SETs of increasing values to one key queued under the old map; the slot moves; a
+   blocking call of the same store learns the new map (MOVED); more SETs. Those sent first
+   come back MOVED and go to the new master again: before, they went behind the later ones,
+   which had gone there straight, and the key ended with a value of the first half. */
+Test(router_cluster, async_order_kept_when_a_blocking_call_moves_the_slot)
+{
+    redkv *s = open_cluster_store("ORD", 5000);
+    cr_assert_eq(set_str(s, "{ord}k", "start", 0), REDKV_OK, "%s", redkv_last_error());
+    int slot = slot_of("ORD:{ord}k");
+    test_server *src = master_of_slot(slot), *dst = other_master(src, NULL);
+    cr_assert(src && dst);
+    enum { HALF = 100 };
+    static order_log log;
+    static order_arg args[2 * HALF];
+    memset(&log, 0, sizeof log);
+    for (int i = 0; i < 2 * HALF; i++)
+        args[i] = (order_arg){&log, 0, i};
+    for (int i = 0; i < HALF; i++)
+        set_seq(s, "{ord}k", &args[i]);
+    slot_migrating(slot, src, dst);
+    key_migrated("ORD:{ord}k", src, dst);
+    slot_owned_by(slot, dst);
+    cr_assert_str_eq(get_str(s, "{ord}other"), "(missing)", "a blocking call follows MOVED");
+    for (int i = HALF; i < 2 * HALF; i++)
+        set_seq(s, "{ord}k", &args[i]);
+    pump(s, 20000, 100);
+    cr_assert_eq(redkv_pending(s), 0);
+    assert_in_order(&log, 2 * HALF);
+    char out[64];
+    SRV(dst, out, "GET", "ORD:{ord}k");
+    cr_assert_str_eq(out, "v199", "the last write stands");
+    redkv_close(s);
+}
+
+/* A stream of writes to keys of one slot (and to keys elsewhere) while that slot migrates:
+   ASK while its keys move, MOVED once it is the target's, and the map changed under the
+   stream by a blocking call in between. Each key's writes run in order, each callback runs
+   once with OK, and every key ends with its last value. */
+Test(router_cluster, async_order_kept_while_a_slot_migrates_under_a_stream)
+{
+    enum { KEYS = 8, ROUNDS = 60 };
+    const char *keys[KEYS] = {"{mv}a", "{mv}b", "{mv}c", "{mv}d", "x1", "x2", "x3", "x4"};
+    redkv *s = open_cluster_store("MIG", 5000);
+    cr_assert_eq(set_str(s, "{mv}a", "start", 0), REDKV_OK, "%s", redkv_last_error());
+    int slot = slot_of("MIG:{mv}a");
+    test_server *src = master_of_slot(slot), *dst = other_master(src, NULL);
+    cr_assert(src && dst);
+    static order_log log;
+    static order_arg args[ROUNDS][KEYS];
+    memset(&log, 0, sizeof log);
+    for (int round = 0; round < ROUNDS; round++) {
+        for (int k = 0; k < KEYS; k++) {
+            args[round][k] = (order_arg){&log, k, round};
+            set_seq(s, keys[k], &args[round][k]);
+        }
+        if (round == 10)
+            slot_migrating(slot, src, dst);
+        if (round == 20 || round == 30) {         /* half the keys, then the rest */
+            for (int k = round == 20 ? 0 : 2; k < (round == 20 ? 2 : 4); k++) {
+                char full[32];
+                snprintf(full, sizeof full, "MIG:%s", keys[k]);
+                key_migrated(full, src, dst);
+            }
+        }
+        if (round == 40) {
+            slot_owned_by(slot, dst);
+            cr_assert_str_eq(get_str(s, "{mv}zz"), "(missing)");   /* learns MOVED */
+        }
+        pump(s, round % 3 ? 2 : 0, 1);     /* some rounds answered, some left in flight */
+    }
+    pump(s, 20000, 100);
+    cr_assert_eq(redkv_pending(s), 0);
+    assert_in_order(&log, ROUNDS * KEYS);
+    for (int k = 0; k < KEYS; k++)
+        cr_assert_str_eq(get_str(s, keys[k]), "v59", "%s", keys[k]);
+    char out[64];
+    SRV(dst, out, "GET", "MIG:{mv}d");
+    cr_assert_str_eq(out, "v59", "the slot's keys are on the target");
+    redkv_close(s);
+}
+
+/* A key served by master m, and one served by another live master. */
+static void key_on(const test_server *m, int want_on, char *key, size_t cap, const char *ns)
+{
+    for (int i = 0;; i++) {
+        char full[64];
+        snprintf(key, cap, "k%d", i);
+        snprintf(full, sizeof full, "%s:%s", ns, key);
+        test_server *owner = master_of_slot(slot_of(full));
+        if (owner && (owner == m) == want_on)
+            return;
+    }
+}
+
+typedef struct lost_setup {
+    redkv *s;
+    test_server *victim;
+    char dead_key[32], live_key[32];
+} lost_setup;
+
+/* A store whose asynchronous requests have been everywhere; then a master killed and an
+   asynchronous request lost with it (ECONN), so the next one must learn the map anew; then
+   every other node stopped (SIGSTOP). */
+static void lose_a_master(lost_setup *ls, const char *ns, int timeout_ms)
+{
+    static tally t[100];
+    memset(t, 0, sizeof t);
+    ls->s = open_cluster_store(ns, timeout_ms);
+    async_batch(ls->s, 0, t, 100);
+    ls->victim = master_of_slot(slot_of("x"));
+    cr_assert_not_null(ls->victim);
+    key_on(ls->victim, 1, ls->dead_key, sizeof ls->dead_key, ns);
+    key_on(ls->victim, 0, ls->live_key, sizeof ls->live_key, ns);
+    kill(ls->victim->pid, SIGKILL);
+    waitpid(ls->victim->pid, NULL, 0);
+    ls->victim->pid = 0;
+    tally lost = {0};
+    cr_assert_eq(redkv_get_async(ls->s, ls->dead_key, strlen(ls->dead_key), 0, count_cb, &lost),
+                 REDKV_OK);
+    pump(ls->s, 5000, 100);
+    cr_assert(lost.calls == 1 && lost.lost == 1, "the request to the killed master is lost");
+    for (int i = 0; i < NODES; i++)
+        if (cluster_node[i].pid)
+            srv_pause(&cluster_node[i]);
+}
+
+static void resume_all(void)
+{
+    for (int i = 0; i < NODES; i++)
+        if (cluster_node[i].pid)
+            srv_resume(&cluster_node[i]);
+}
+
+/* After a lost master, the next asynchronous call used to read the slot map with a
+   blocking round trip: with every node stopped it blocked for the whole timeout. Now the
+   call returns at once, and the request completes from the event loop once the nodes
+   answer again. */
+Test(router_cluster, async_call_after_a_lost_master_does_not_block)
+{
+    lost_setup ls;
+    lose_a_master(&ls, "NB", 5000);
+    order_log log;
+    memset(&log, 0, sizeof log);
+    order_arg arg = {&log, 0, 1};
+    long long t0 = now_ms();
+    int rc = redkv_set_async(ls.s, ls.live_key, strlen(ls.live_key), "v1", 2, 0, 0, order_cb,
+                             &arg);
+    long long spent = now_ms() - t0;
+    pump(ls.s, 300, 100);                       /* nothing can answer yet */
+    int calls_stopped = log.calls;
+    resume_all();
+    cr_assert_eq(rc, REDKV_OK, "%s", redkv_last_error());
+    cr_assert_lt(spent, 1500, "the call blocked for %lld ms", spent);
+    cr_assert_eq(calls_stopped, 0);
+    pump(ls.s, 10000, 100);
+    cr_assert_eq(log.calls, 1);
+    cr_assert_eq(log.status[0], REDKV_OK, "%s", redkv_strerror(log.status[0]));
+    cr_assert_str_eq(get_str(ls.s, ls.live_key), "v1");
+    redkv_close(ls.s);
+}
+
+/* Requests held while the map is read (nothing answers) end with ETIMEDOUT once each, at
+   their deadline, with the loop sleeping only as long as redkv_timeout_ms says. */
+Test(router_cluster, held_async_requests_time_out)
+{
+    enum { N = 5, TIMEOUT = 1500 };
+    lost_setup ls;
+    lose_a_master(&ls, "HT", TIMEOUT);
+    order_log log;
+    order_arg args[N];
+    memset(&log, 0, sizeof log);
+    long long queued[N], worst = 0;
+    for (int i = 0; i < N; i++) {
+        args[i] = (order_arg){&log, i, i};
+        queued[i] = now_ms();
+        int rc = redkv_set_async(ls.s, ls.live_key, strlen(ls.live_key), "v", 1, 0, 0, order_cb,
+                                 &args[i]);
+        long long spent = now_ms() - queued[i];
+        worst = spent > worst ? spent : worst;
+        cr_assert_eq(rc, REDKV_OK, "%s", redkv_last_error());
+    }
+    pump(ls.s, 3 * TIMEOUT, 3 * TIMEOUT);
+    resume_all();
+    cr_assert_lt(worst, 700, "a call blocked for %lld ms", worst);
+    cr_assert_eq(log.calls, N, "%d callbacks", log.calls);
+    for (int i = 0; i < N; i++) {
+        long long late = log.at[i] - (queued[log.seq[i]] + TIMEOUT);
+        cr_assert_eq(log.status[i], REDKV_ETIMEDOUT, "%s", redkv_strerror(log.status[i]));
+        cr_assert(late > -100 && late < 1000, "request %d ended %lld ms after its deadline",
+                  log.seq[i], late);
+    }
+    cr_assert_eq(redkv_pending(ls.s), 0);
+    redkv_close(ls.s);
 }
 #endif
