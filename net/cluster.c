@@ -217,7 +217,7 @@ static int ask_slots(rk_router *r, rk_node *node, int64_t deadline, rk_node **fr
 
 /* Keeps the map fresh, read from node. The generation moves only when a slot changed: a
    map read again unchanged holds no asynchronous request back. */
-static void install(slot_map *m, rk_node **fresh, rk_node *node)
+static void install_map(slot_map *m, rk_node **fresh, rk_node *node)
 {
     SLOTS_LOCK(m);
     if (memcmp(m->slots, fresh, sizeof m->slots) != 0) {
@@ -238,7 +238,7 @@ static int refresh_from(rk_router *r, rk_node *node, int64_t deadline, rk_node *
         return 1;
     }
     if ((*rc = ask_slots(r, node, deadline, fresh)) == REDKV_OK)
-        install(m, fresh, node);
+        install_map(m, fresh, node);
     return *rc == REDKV_OK || *rc == REDKV_EAUTH || *rc == REDKV_ENOMEM;
 }
 
@@ -439,7 +439,7 @@ int rk_map_read_take(rk_map_read *rd, int status, const resp_reply *reply)
 {
     slots_done(&rd->sc.req, status, reply);
     if (rd->sc.status == REDKV_OK)
-        install(map_of(rd->sc.router), rd->fresh, (rk_node *)rd->sc.asked);
+        install_map(map_of(rd->sc.router), rd->fresh, (rk_node *)rd->sc.asked);
     return rd->sc.status;
 }
 

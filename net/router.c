@@ -186,9 +186,9 @@ int rk_router_new(const rk_config *cfg, rk_router **out)
 }
 
 #ifndef REDKV_NO_CLUSTER
-static void held_fail_all(rk_router *r);
+static void fail_held_areqs(rk_router *r);
 #else
-#define held_fail_all(r) ((void)(r))
+#define fail_held_areqs(r) ((void)(r))
 #endif
 
 void rk_router_free(rk_router *r)
@@ -209,7 +209,7 @@ void rk_router_free(rk_router *r)
         a->done(&a->req, REDKV_ECONN, NULL);
     }
     if (MULTI(r))
-        held_fail_all(r);
+        fail_held_areqs(r);
     if (r->epfd >= 0)
         close(r->epfd);
     r->topo->free(r);
@@ -580,7 +580,7 @@ static void send_or_fail(rk_router *r, rk_areq *a, rk_node *node, int asking)
         a->done(&a->req, a->req.status = rc, NULL);
 }
 
-static void held_push(rk_router *r, rk_areq *a)
+static void hold_areq(rk_router *r, rk_areq *a)
 {
     a->next_waiting = NULL;
     if (r->held_tail)
@@ -592,7 +592,7 @@ static void held_push(rk_router *r, rk_areq *a)
         r->held_soonest = a->req.deadline;
 }
 
-static rk_areq *held_pop(rk_router *r)
+static rk_areq *unhold_areq(rk_router *r)
 {
     rk_areq *a = r->held;
     r->held = a->next_waiting;
@@ -604,7 +604,7 @@ static rk_areq *held_pop(rk_router *r)
 /* Held requests past their deadline end with ETIMEDOUT, once each: all are taken out
    first (which also sets held_soonest right again), then their callbacks, which may queue
    anew, run. */
-static void held_expire(rk_router *r)
+static void expire_held_areqs(rk_router *r)
 {
     int64_t now = rk_now_ms();
     if (!r->held || now < r->held_soonest)
@@ -615,7 +615,7 @@ static void held_expire(rk_router *r)
         rk_areq *a = left;
         left = a->next_waiting;
         if (a->req.deadline > now) {
-            held_push(r, a);
+            hold_areq(r, a);
             continue;
         }
         a->next_waiting = NULL;
@@ -632,20 +632,20 @@ static void held_expire(rk_router *r)
 }
 
 /* Sends the held requests, in order, while nothing holds them back. */
-static void held_release(rk_router *r)
+static void release_held_areqs(rk_router *r)
 {
     while (r->held && !r->reading && !r->closing) {
         rk_node *node = gen_place(r, r->held);
         if (r->sent_before)
             return;
-        send_or_fail(r, held_pop(r), node, 0);
+        send_or_fail(r, unhold_areq(r), node, 0);
     }
 }
 
-static void held_fail_all(rk_router *r)
+static void fail_held_areqs(rk_router *r)
 {
     while (r->held) {
-        rk_areq *a = held_pop(r);
+        rk_areq *a = unhold_areq(r);
         a->done(&a->req, a->req.status = REDKV_ECONN, NULL);
     }
     if (r->reading) {                  /* its request was failed with the connections */
@@ -715,13 +715,13 @@ static int cluster_queue(rk_router *r, rk_areq *a)
         r->async_stale = 0;
         map_read_start(r);
     }
-    held_release(r);
+    release_held_areqs(r);
     if (!r->held && !r->reading) {
         rk_node *node = gen_place(r, a);
         if (!r->sent_before)
             return send_counted(r, a, node, 0);
     }
-    held_push(r, a);
+    hold_areq(r, a);
     return REDKV_OK;
 }
 
@@ -781,7 +781,7 @@ static void send_delayed(rk_router *r)
 }
 
 /* The soonest a held request must end, as a timeout in ms, if sooner than best. */
-static int held_timeout(const rk_router *r, int best)
+static int held_areqs_timeout(const rk_router *r, int best)
 {
     if (!r->held)
         return best;
@@ -790,12 +790,12 @@ static int held_timeout(const rk_router *r, int best)
     return best < 0 || t < best ? t : best;
 }
 #else /* REDKV_NO_CLUSTER: one node, nothing redirected, delayed or held */
-#define cluster_queue(r, a)                  ((void)(a), 0)
-#define cluster_answered(r, a, s, act, to)   ((void)(a), (void)(s), (void)(to), 0)
-#define send_delayed(r)                      ((void)(r))
-#define held_expire(r)                       ((void)(r))
-#define held_release(r)                      ((void)(r))
-#define held_timeout(r, best)                (best)
+#define cluster_queue(r, a)                ((void)(a), 0)
+#define cluster_answered(r, a, s, act, to) ((void)(a), (void)(s), (void)(to), 0)
+#define send_delayed(r)                    ((void)(r))
+#define expire_held_areqs(r)               ((void)(r))
+#define release_held_areqs(r)              ((void)(r))
+#define held_areqs_timeout(r, best)        (best)
 #endif
 
 static void async_done(rk_req *req, int status, const resp_reply *reply)
@@ -874,7 +874,7 @@ int rk_router_process(rk_router *r, int events)
         return rk_conn_process(async_conn(r), events);
     int rc = 0;
     rk_node *node;
-    held_expire(r);
+    expire_held_areqs(r);
     send_delayed(r);
     for (int i = 0; (node = rk_router_node_at(r, i)) != NULL; i++) {
         rk_conn *c = &node->async;
@@ -884,7 +884,7 @@ int rk_router_process(rk_router *r, int events)
         if (got && !rc)
             rc = got;
     }
-    held_release(r);                   /* the answers may have let them go */
+    release_held_areqs(r);             /* the answers may have let them go */
     for (int i = 0; (node = rk_router_node_at(r, i)) != NULL; i++)
         sync_node(r, node);
     return rc;
@@ -909,7 +909,7 @@ int rk_router_timeout_ms(rk_router *r)
         if (best < 0 || t < best)
             best = t;
     }
-    return held_timeout(r, best);
+    return held_areqs_timeout(r, best);
 }
 
 /* ---- every master at once --------------------------------------------------------------------- */
