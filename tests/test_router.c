@@ -477,17 +477,20 @@ Test(router_cluster, async_order_kept_when_a_blocking_call_moves_the_slot)
 
 /* A stream of writes to keys of one slot (and to keys elsewhere) while that slot migrates:
    ASK while its keys move, MOVED once it is the target's, and the map changed under the
-   stream by a blocking call in between. Each key's writes run in order, each callback runs
-   once with OK, and every key ends with its last value. */
+   stream by a blocking call in between. Then a second slot moves at once, learnt by the
+   asynchronous requests alone (their MOVED, then the map read that follows it). Each key's
+   writes run in order, each callback runs once with OK, every key ends with its last value. */
 Test(router_cluster, async_order_kept_while_a_slot_migrates_under_a_stream)
 {
-    enum { KEYS = 8, ROUNDS = 60 };
-    const char *keys[KEYS] = {"{mv}a", "{mv}b", "{mv}c", "{mv}d", "x1", "x2", "x3", "x4"};
+    enum { KEYS = 10, ROUNDS = 60 };
+    const char *keys[KEYS] = {"{mv}a", "{mv}b", "{mv}c", "{mv}d", "x1", "x2", "x3", "x4",
+                              "{mw}a", "{mw}b"};
     redkv *s = open_cluster_store("MIG", 5000);
     cr_assert_eq(set_str(s, "{mv}a", "start", 0), REDKV_OK, "%s", redkv_last_error());
-    int slot = slot_of("MIG:{mv}a");
+    int slot = slot_of("MIG:{mv}a"), slot2 = slot_of("MIG:{mw}a");
     test_server *src = master_of_slot(slot), *dst = other_master(src, NULL);
-    cr_assert(src && dst);
+    test_server *src2 = master_of_slot(slot2), *dst2 = other_master(src2, NULL);
+    cr_assert(src && dst && src2 && dst2 && slot != slot2);
     static order_log log;
     static order_arg args[ROUNDS][KEYS];
     memset(&log, 0, sizeof log);
@@ -509,6 +512,12 @@ Test(router_cluster, async_order_kept_while_a_slot_migrates_under_a_stream)
             slot_owned_by(slot, dst);
             cr_assert_str_eq(get_str(s, "{mv}zz"), "(missing)");   /* learns MOVED */
         }
+        if (round == 50) {
+            slot_migrating(slot2, src2, dst2);
+            key_migrated("MIG:{mw}a", src2, dst2);
+            key_migrated("MIG:{mw}b", src2, dst2);
+            slot_owned_by(slot2, dst2);
+        }
         /* some rounds answered, some left in flight: round 40 always, so that round 41
            goes out under the new map while round 40 is still on its way to the source */
         pump(s, round % 3 && round != 40 ? 2 : 0, 1);
@@ -521,6 +530,8 @@ Test(router_cluster, async_order_kept_while_a_slot_migrates_under_a_stream)
     char out[64];
     SRV(dst, out, "GET", "MIG:{mv}d");
     cr_assert_str_eq(out, "v59", "the slot's keys are on the target");
+    SRV(dst2, out, "GET", "MIG:{mw}b");
+    cr_assert_str_eq(out, "v59", "the second slot's keys are on its target");
     redkv_close(s);
 }
 
