@@ -751,7 +751,7 @@ static int cluster_answered(rk_router *r, rk_areq *a, int status, enum rk_action
     if (rc == REDKV_ESERVER)           /* a bad address: the owner gets the reply */
         return 0;
     if (rc != REDKV_OK) {              /* no memory: no reply to read, the error stands */
-        a->done(&a->req, rc, NULL);
+        a->done(&a->req, a->req.status = rc, NULL);
         return 1;
     }
     a->tries++;
