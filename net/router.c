@@ -6,7 +6,9 @@
  * growing to RETRY_PAUSE_MAX_MS (at most MAX_RETRIES times), and nothing is followed or
  * retried past the call's deadline. A topology without redirections (one server) never
  * follows any; a written asynchronous request whose connection was lost is not sent
- * again (the async contract: it gets ECONN), but the next one learns the map anew. */
+ * again (the async contract: it gets ECONN), but the next one learns the map anew (on a
+ * cluster without blocking, and redirected requests keep their place: see "a cluster's
+ * asynchronous order" below). */
 #include "fmacros.h"
 
 #include <poll.h>
