@@ -120,6 +120,7 @@ int rk_split_addr(const char *addr, size_t len, const char **host, size_t *hlen,
 typedef struct slot_map {
     rk_node *slots[RK_SLOTS]; /* the master of each slot; NULL: not known */
     rk_node *last_ok;         /* the node that last gave its map: asked first */
+    unsigned long gen;        /* bumped whenever slots changes (router.c keeps async order by it) */
 #ifndef REDKV_NO_THREADS
     pthread_mutex_t lock;
 #endif
@@ -214,6 +215,19 @@ static int ask_slots(rk_router *r, rk_node *node, int64_t deadline, rk_node **fr
     return rc ? rc : sc.status;
 }
 
+/* Keeps the map fresh, read from node. The generation moves only when a slot changed: a
+   map read again unchanged holds no asynchronous request back. */
+static void install_map(slot_map *m, rk_node **fresh, rk_node *node)
+{
+    SLOTS_LOCK(m);
+    if (memcmp(m->slots, fresh, sizeof m->slots) != 0) {
+        memcpy(m->slots, fresh, sizeof m->slots);
+        m->gen++;
+    }
+    m->last_ok = node;
+    SLOTS_UNLOCK(m);
+}
+
 /* Asks node for the map and keeps it when it answers: 1 when the refresh is over (an
    answer, or an error no other node would change), else 0. */
 static int refresh_from(rk_router *r, rk_node *node, int64_t deadline, rk_node **fresh, int *rc)
@@ -223,32 +237,58 @@ static int refresh_from(rk_router *r, rk_node *node, int64_t deadline, rk_node *
         *rc = rk_error(REDKV_ETIMEDOUT, "no cluster node gave its slot map in time");
         return 1;
     }
-    if ((*rc = ask_slots(r, node, deadline, fresh)) == REDKV_OK) {
-        SLOTS_LOCK(m);
-        memcpy(m->slots, fresh, sizeof m->slots);
-        m->last_ok = node;
-        SLOTS_UNLOCK(m);
-    }
+    if ((*rc = ask_slots(r, node, deadline, fresh)) == REDKV_OK)
+        install_map(m, fresh, node);
     return *rc == REDKV_OK || *rc == REDKV_EAUTH || *rc == REDKV_ENOMEM;
 }
 
-/* Asks first the node that answered last, then every other known node (the table may
-   grow meanwhile: new ones are asked too), and avoid last of all. */
-static void cluster_refresh_to(rk_router *r, const rk_node *avoid, int64_t deadline, int *status)
+/* Who is asked for the map, in turn: first the node that answered last, then every other
+   known node (the table may grow meanwhile: new ones are asked too), and avoid last of
+   all. The blocking and the asynchronous reads go the same way. */
+typedef struct ask_order {
+    rk_node *first;
+    const rk_node *avoid;
+    int i, stage;
+} ask_order;
+
+static void ask_order_init(rk_router *r, const rk_node *avoid, ask_order *o)
 {
     slot_map *m = map_of(r);
+    memset(o, 0, sizeof *o);
+    o->avoid = avoid;
+    SLOTS_LOCK(m);
+    o->first = m->last_ok != avoid ? m->last_ok : NULL;
+    SLOTS_UNLOCK(m);
+}
+
+/* The next node to ask, or NULL when every one has been. */
+static rk_node *ask_next(rk_router *r, ask_order *o)
+{
+    rk_node *node = NULL;
+    if (o->stage == 0) {
+        o->stage = 1;
+        if (o->first)
+            return o->first;
+    }
+    while (o->stage == 1 && (node = rk_router_node_at(r, o->i++)) != NULL)
+        if (node != o->first && node != o->avoid)
+            return node;
+    if (o->stage == 1) {
+        o->stage = 2;
+        return (rk_node *)o->avoid;
+    }
+    return NULL;
+}
+
+static void cluster_refresh_to(rk_router *r, const rk_node *avoid, int64_t deadline, int *status)
+{
     rk_node **fresh = resp_malloc(RK_SLOTS * sizeof *fresh);
     int rc = fresh ? REDKV_ECONN : rk_error(REDKV_ENOMEM, "out of memory");
-    SLOTS_LOCK(m);
-    rk_node *first = m->last_ok != avoid ? m->last_ok : NULL;
-    SLOTS_UNLOCK(m);
-    int done = !fresh || (first && refresh_from(r, first, deadline, fresh, &rc));
+    ask_order o;
+    ask_order_init(r, avoid, &o);
     rk_node *node;
-    for (int i = 0; !done && (node = rk_router_node_at(r, i)) != NULL; i++)
-        if (node != first && node != avoid)
-            done = refresh_from(r, node, deadline, fresh, &rc);
-    if (!done && avoid)
-        refresh_from(r, (rk_node *)avoid, deadline, fresh, &rc);
+    for (int done = !fresh; !done && (node = ask_next(r, &o)) != NULL;)
+        done = refresh_from(r, node, deadline, fresh, &rc);
     resp_free(fresh);
     if (status)
         *status = rc;
@@ -306,7 +346,10 @@ static int cluster_redirected(rk_router *r, int slot, const char *addr, size_t l
     if (moved && slot >= 0) {
         slot_map *m = map_of(r);
         SLOTS_LOCK(m);
-        m->slots[slot] = *out;
+        if (m->slots[slot] != *out) {
+            m->slots[slot] = *out;
+            m->gen++;
+        }
         SLOTS_UNLOCK(m);
     }
     return REDKV_OK;
@@ -343,6 +386,64 @@ static int cluster_masters(rk_router *r, int64_t deadline, rk_node ***out)
     *out = list;
     return n;
 }
+
+/* ---- for the asynchronous path (router.c) ------------------------------------------------------ */
+
+rk_node *rk_cluster_place(rk_router *r, int slot, unsigned long *gen)
+{
+    slot_map *m = map_of(r);
+    SLOTS_LOCK(m);
+    rk_node *node = slot >= 0 ? m->slots[slot] : m->last_ok;
+    *gen = m->gen;
+    SLOTS_UNLOCK(m);
+    return node ? node : rk_router_node_at(r, 0);
+}
+
+/* One asynchronous read: its scratch map lives only as long as the read. */
+struct rk_map_read {
+    slots_call sc;            /* first: sc.req is what goes on a node's connection */
+    ask_order order;
+    rk_node *fresh[RK_SLOTS];
+};
+
+rk_map_read *rk_map_read_new(rk_router *r, const rk_node *avoid)
+{
+    rk_map_read *rd = resp_malloc(sizeof *rd);
+    if (!rd)
+        return NULL;
+    memset(&rd->sc, 0, sizeof rd->sc);
+    rd->sc.router = r;
+    rd->sc.fresh = rd->fresh;
+    ask_order_init(r, avoid, &rd->order);
+    return rd;
+}
+
+rk_node *rk_map_read_next(rk_map_read *rd, rk_done_fn *done, void *ctx, int64_t deadline)
+{
+    rk_node *node;
+    while ((node = ask_next(rd->sc.router, &rd->order)) != NULL) {
+        memset(&rd->sc.req, 0, sizeof rd->sc.req);
+        rd->sc.req.done = done;
+        rd->sc.req.ctx = ctx;
+        rd->sc.asked = node;
+        rd->sc.status = REDKV_OK;
+        memset(rd->fresh, 0, sizeof rd->fresh);
+        if (rk_conn_queue(&node->async, &rd->sc.req, encode_cluster_slots, NULL, deadline) ==
+            REDKV_OK)
+            return node;
+    }
+    return NULL;
+}
+
+int rk_map_read_take(rk_map_read *rd, int status, const resp_reply *reply)
+{
+    slots_done(&rd->sc.req, status, reply);
+    if (rd->sc.status == REDKV_OK)
+        install_map(map_of(rd->sc.router), rd->fresh, (rk_node *)rd->sc.asked);
+    return rd->sc.status;
+}
+
+void rk_map_read_free(rk_map_read *rd) { resp_free(rd); }
 
 static void cluster_free(rk_router *r)
 {

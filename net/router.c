@@ -6,7 +6,9 @@
  * growing to RETRY_PAUSE_MAX_MS (at most MAX_RETRIES times), and nothing is followed or
  * retried past the call's deadline. A topology without redirections (one server) never
  * follows any; a written asynchronous request whose connection was lost is not sent
- * again (the async contract: it gets ECONN), but the next one learns the map anew. */
+ * again (the async contract: it gets ECONN), but the next one learns the map anew (on a
+ * cluster without blocking, and redirected requests keep their place: see "a cluster's
+ * asynchronous order" below). */
 #include "fmacros.h"
 
 #include <poll.h>
@@ -185,19 +187,31 @@ int rk_router_new(const rk_config *cfg, rk_router **out)
     return REDKV_OK;
 }
 
+#ifndef REDKV_NO_CLUSTER
+static void fail_held_areqs(rk_router *r);
+#else
+#define fail_held_areqs(r) ((void)(r))
+#endif
+
 void rk_router_free(rk_router *r)
 {
     if (!r)
         return;
-    /* Requests still queued get ECONN first (their callbacks may look at other nodes). */
+#ifndef REDKV_NO_CLUSTER
+    r->closing = 1;                    /* the callbacks below must not send anything */
+#endif
+    /* Requests still queued get ECONN first (their callbacks may look at other nodes),
+       then those waiting to be sent, in the order they were queued. */
     for (int i = 0; i < r->nnodes; i++)
         rk_conn_free(&r->nodes[i]->async);
     while (MULTI(r) && r->delayed) {
         rk_areq *a = r->delayed;
-        r->delayed = a->next_delayed;
+        r->delayed = a->next_waiting;
         a->req.status = REDKV_ECONN;
         a->done(&a->req, REDKV_ECONN, NULL);
     }
+    if (MULTI(r))
+        fail_held_areqs(r);
     if (r->epfd >= 0)
         close(r->epfd);
     r->topo->free(r);
@@ -504,44 +518,296 @@ static int send_async(rk_router *r, rk_node *node, rk_areq *a, const rk_cmd *cmd
     return rc;
 }
 
-static void async_done(rk_req *req, int status, const resp_reply *reply);
+#ifndef REDKV_NO_CLUSTER
+/* ---- a cluster's asynchronous order ------------------------------------------------------------
+ *
+ * A connection answers in order, so requests for one node keep their order. But a request
+ * sent under an older map can be redirected (MOVED) to a node that later requests, placed by
+ * the newer map, went to straight: sent again, it would run after them (SET k v1, SET k v2
+ * ending as v1). So while any request sent under an older map is unanswered, or while the map
+ * is being read, new requests are held in a FIFO, written nowhere, and released in order
+ * (each placed when released) once nothing holds them; a redirected request is sent again at
+ * once, ahead of all of them. The map's generation (cluster.c) says when it changed, and two
+ * counters how many requests are unanswered under the generation last seen and under older
+ * ones. While the map stays the same nothing is held: the steady state costs a counter.
+ */
 
-/* Sends a again where the topology says its slot lives now. */
-static void resend(rk_router *r, rk_areq *a, rk_node *node, int asking)
+/* Once the map has moved on, what was sent under the generation last seen was sent under an
+   older one. */
+static void gen_note(rk_router *r, unsigned long gen)
 {
+    if (gen == r->gen_seen)
+        return;
+    r->sent_before += r->sent_now;
+    r->sent_now = 0;
+    r->gen_seen = gen;
+}
+
+/* Where a goes now. The node and the generation come from one look at the map, so a request
+   is never counted under a newer map than the one that placed it. */
+static rk_node *gen_place(rk_router *r, rk_areq *a)
+{
+    unsigned long gen;
+    rk_node *node = rk_cluster_place(r, a->slot, &gen);
+    gen_note(r, gen);
+    a->gen = gen;
+    return node;
+}
+
+/* a becomes unanswered (n = 1) or is answered (n = -1), under the generation it was sent with. */
+static void gen_count(rk_router *r, const rk_areq *a, long n)
+{
+    if (a->gen == r->gen_seen)
+        r->sent_now += n;
+    else
+        r->sent_before += n;
+}
+
+/* Sends a to node (after ASKING when asking), unanswered until its reply: 0 or ENOMEM. */
+static int send_counted(rk_router *r, rk_areq *a, rk_node *node, int asking)
+{
+    a->node = node;
+    gen_count(r, a, 1);
     int rc = send_async(r, node, a, NULL, asking);
+    if (rc != REDKV_OK)
+        gen_count(r, a, -1);
+    return rc;
+}
+
+/* The same for a request whose queueing call has returned: a failure goes to its done. */
+static void send_or_fail(rk_router *r, rk_areq *a, rk_node *node, int asking)
+{
+    int rc = send_counted(r, a, node, asking);
     if (rc != REDKV_OK)
         a->done(&a->req, a->req.status = rc, NULL);
 }
+
+static void hold_areq(rk_router *r, rk_areq *a)
+{
+    a->next_waiting = NULL;
+    if (r->held_tail)
+        r->held_tail->next_waiting = a;
+    else
+        r->held = a;
+    r->held_tail = a;
+    if (a == r->held || a->req.deadline < r->held_soonest)
+        r->held_soonest = a->req.deadline;
+}
+
+static rk_areq *unhold_areq(rk_router *r)
+{
+    rk_areq *a = r->held;
+    r->held = a->next_waiting;
+    if (!r->held)
+        r->held_tail = NULL;
+    return a;
+}
+
+/* Held requests past their deadline end with ETIMEDOUT, once each: all are taken out
+   first (which also sets held_soonest right again), then their callbacks, which may queue
+   anew, run. */
+static void expire_held_areqs(rk_router *r)
+{
+    int64_t now = rk_now_ms();
+    if (!r->held || now < r->held_soonest)
+        return;
+    rk_areq *left = r->held, *gone = NULL, **gone_tail = &gone;
+    r->held = r->held_tail = NULL;
+    while (left) {
+        rk_areq *a = left;
+        left = a->next_waiting;
+        if (a->req.deadline > now) {
+            hold_areq(r, a);
+            continue;
+        }
+        a->next_waiting = NULL;
+        *gone_tail = a;
+        gone_tail = &a->next_waiting;
+    }
+    while (gone) {
+        rk_areq *a = gone;
+        gone = a->next_waiting;
+        rk_error(REDKV_ETIMEDOUT, "no reply within %d ms (held back while the cluster's slot "
+                 "map changed)", r->cfg->command_timeout_ms);
+        a->done(&a->req, a->req.status = REDKV_ETIMEDOUT, NULL);
+    }
+}
+
+/* Sends the held requests, in order, while nothing holds them back. */
+static void release_held_areqs(rk_router *r)
+{
+    while (r->held && !r->reading && !r->closing) {
+        rk_node *node = gen_place(r, r->held);
+        if (r->sent_before)
+            return;
+        send_or_fail(r, unhold_areq(r), node, 0);
+    }
+}
+
+static void fail_held_areqs(rk_router *r)
+{
+    while (r->held) {
+        rk_areq *a = unhold_areq(r);
+        a->done(&a->req, a->req.status = REDKV_ECONN, NULL);
+    }
+    if (r->reading) {                  /* its request was failed with the connections */
+        rk_map_read_free(r->reading);
+        r->reading = NULL;
+    }
+}
+
+/* ---- reading the map without blocking ---------------------------------------------------------- */
+
+static void map_read_done(rk_req *req, int status, const resp_reply *reply);
+
+static void map_read_end(rk_router *r)
+{
+    rk_map_read_free(r->reading);
+    r->reading = NULL;
+}
+
+/* Queues the read on the next node to ask; ends it when none is left. */
+static void map_read_ask(rk_router *r)
+{
+    rk_node *node = rk_map_read_next(r->reading, map_read_done, r, r->read_deadline);
+    if (!node) {
+        map_read_end(r);
+        return;
+    }
+    rk_conn_start(&node->async);
+    sync_node(r, node);
+}
+
+/* The read's answer: the map is installed, or the next node is asked while time is left
+   (as the blocking refresh does). Once it is over the held requests go, placed by the
+   new map, or by the best guess when no node gave one (a later loss reads again). */
+static void map_read_done(rk_req *req, int status, const resp_reply *reply)
+{
+    rk_router *r = req->ctx;
+    if (r->closing)
+        return;                        /* rk_router_free frees it */
+    int rc = rk_map_read_take(r->reading, status, reply);
+    if (rc != REDKV_OK && rc != REDKV_EAUTH && rc != REDKV_ENOMEM &&
+        rk_now_ms() < r->read_deadline)
+        map_read_ask(r);
+    else
+        map_read_end(r);
+}
+
+/* Reads the map on a node's async connection (the node last lost is asked last), within
+   the command timeout, unless a read runs already. Without memory the map stays a guess. */
+static void map_read_start(rk_router *r)
+{
+    if (r->reading || r->closing || !(r->reading = rk_map_read_new(r, r->lost)))
+        return;
+    r->read_deadline = rk_deadline(r->cfg->command_timeout_ms);
+    map_read_ask(r);
+}
+
+/* ---- a cluster's requests ---------------------------------------------------------------------- */
+
+/* A new request: held when anything holds requests back, else sent where the map says. A
+   lost node makes the next request read the map, but without blocking: it is held
+   meanwhile, so an event loop's callback never waits on the network. */
+static int cluster_queue(rk_router *r, rk_areq *a)
+{
+    if (r->closing)
+        return rk_error(REDKV_ECONN, "the client is being closed");
+    if (r->async_stale) {
+        r->async_stale = 0;
+        map_read_start(r);
+    }
+    release_held_areqs(r);
+    if (!r->held && !r->reading) {
+        rk_node *node = gen_place(r, a);
+        if (!r->sent_before)
+            return send_counted(r, a, node, 0);
+    }
+    hold_areq(r, a);
+    return REDKV_OK;
+}
+
+/* a's answer on a cluster: 1 when it was taken care of here (delayed after TRYAGAIN, sent
+   again after MOVED or ASK, or failed), 0 when its owner gets it as it is. */
+static int cluster_answered(rk_router *r, rk_areq *a, int status, enum rk_action action,
+                            const redirect *to)
+{
+    gen_count(r, a, -1);               /* answered: it holds nothing back any more */
+    if (status == REDKV_ECONN)
+        r->lost = a->node;             /* the next map read asks it last */
+    if (action == RK_RETRY) {
+        /* TRYAGAIN: sent again after a pause, behind nothing (it is not written yet);
+           still counted under the map it was sent with, so it keeps its place */
+        gen_count(r, a, 1);
+        a->tries++;
+        a->retry_at = rk_now_ms() + retry_pause_ms(a->tries);
+        a->next_waiting = r->delayed;
+        r->delayed = a;
+        return 1;
+    }
+    if (action != RK_FOLLOW_MOVED && action != RK_FOLLOW_ASK)
+        return 0;
+    int moved = action == RK_FOLLOW_MOVED;
+    rk_node *node;
+    int rc = r->topo->redirected(r, a->slot, to->addr, to->len, moved, &node);
+    if (rc == REDKV_ESERVER)           /* a bad address: the owner gets the reply */
+        return 0;
+    if (rc != REDKV_OK) {              /* no memory: no reply to read, the error stands */
+        a->done(&a->req, a->req.status = rc, NULL);
+        return 1;
+    }
+    a->tries++;
+    unsigned long seen = r->gen_seen;
+    rk_node *placed = gen_place(r, a);     /* MOVED: the map now says where */
+    send_or_fail(r, a, moved && a->slot >= 0 ? placed : node, !moved);
+    if (moved && r->gen_seen != seen)
+        map_read_start(r);             /* other slots may have moved too */
+    return 1;
+}
+
+/* Sends again the delayed requests whose pause is over, where their slot is now. */
+static void send_delayed(rk_router *r)
+{
+    int64_t now = rk_now_ms();
+    rk_areq **link = &r->delayed;
+    while (*link) {
+        rk_areq *a = *link;
+        if (a->retry_at > now) {
+            link = &a->next_waiting;
+            continue;
+        }
+        *link = a->next_waiting;
+        gen_count(r, a, -1);
+        send_or_fail(r, a, gen_place(r, a), 0);
+    }
+}
+
+/* The soonest a held request must end, as a timeout in ms, if sooner than best. */
+static int held_areqs_timeout(const rk_router *r, int best)
+{
+    if (!r->held)
+        return best;
+    int64_t left = r->held_soonest - rk_now_ms();
+    int t = left <= 0 ? 0 : left > 0x7fffffff ? 0x7fffffff : (int)left;
+    return best < 0 || t < best ? t : best;
+}
+#else /* REDKV_NO_CLUSTER: one node, nothing redirected, delayed or held */
+#define cluster_queue(r, a)                ((void)(a), 0)
+#define cluster_answered(r, a, s, act, to) ((void)(a), (void)(s), (void)(to), 0)
+#define send_delayed(r)                    ((void)(r))
+#define expire_held_areqs(r)               ((void)(r))
+#define release_held_areqs(r)              ((void)(r))
+#define held_areqs_timeout(r, best)        (best)
+#endif
 
 static void async_done(rk_req *req, int status, const resp_reply *reply)
 {
     rk_areq *a = (rk_areq *)req;
     rk_router *r = a->router;
     redirect to = {NULL, 0};
-    rk_node *node;
     enum rk_action action = decide(r, status, reply, a->req.deadline, a->tries, a->tries, 0, &to);
-    if (MULTI(r) && action == RK_RETRY) {
-        /* TRYAGAIN: sent again after a pause, behind nothing (it is not written yet) */
-        a->tries++;
-        a->retry_at = rk_now_ms() + retry_pause_ms(a->tries);
-        a->next_delayed = r->delayed;
-        r->delayed = a;
+    if (MULTI(r) && cluster_answered(r, a, status, action, &to))
         return;
-    }
-    if (REDIRECTS(r) && (action == RK_FOLLOW_MOVED || action == RK_FOLLOW_ASK)) {
-        int moved = action == RK_FOLLOW_MOVED;
-        int rc = r->topo->redirected(r, a->slot, to.addr, to.len, moved, &node);
-        if (rc == REDKV_OK) {
-            a->tries++;
-            resend(r, a, node, !moved);
-            return;
-        }
-        if (rc != REDKV_ESERVER) {     /* no memory: no reply to read, the error stands */
-            a->done(req, rc, NULL);
-            return;
-        }
-    }
     if (RETRIES(r) && (status == REDKV_ECONN || action == RK_RETRY))
         r->async_stale = 1;            /* the next request learns the map anew */
     a->done(req, status, reply);
@@ -552,7 +818,9 @@ int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a)
     if (MULTI(r) && open_epoll(r) < 0)
         return rk_error(REDKV_EINVAL, "asynchronous requests on a Redis Cluster need epoll "
                         "(Linux)");
-    if (RETRIES(r) && r->async_stale) {
+    /* One server or Sentinel: a stale map is read here (Sentinel's own follow usually did
+       already); a cluster reads it without blocking (cluster_queue). */
+    if (!MULTI(r) && RETRIES(r) && r->async_stale) {
         r->async_stale = 0;
         r->topo->refresh(r, NULL, a->req.deadline);
     }
@@ -566,26 +834,12 @@ int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a)
         a->copy.len = 0;
         return rk_error(REDKV_ENOMEM, "out of memory");
     }
+    if (MULTI(r))
+        return cluster_queue(r, a);
     return send_async(r, r->topo->node_now(r, a->slot), a, REDIRECTS(r) ? NULL : cmd, 0);
 }
 
 void rk_areq_free(rk_areq *a) { resp_buf_free(&a->copy); }
-
-/* Sends again the delayed requests whose pause is over. */
-static void send_delayed(rk_router *r)
-{
-    int64_t now = rk_now_ms();
-    rk_areq **link = &r->delayed;
-    while (*link) {
-        rk_areq *a = *link;
-        if (a->retry_at > now) {
-            link = &a->next_delayed;
-            continue;
-        }
-        *link = a->next_delayed;
-        resend(r, a, r->topo->node_now(r, a->slot), 0);
-    }
-}
 
 /* One node at a time (one server, Sentinel): the topology's current one. */
 static rk_conn *async_conn(rk_router *r) { return &r->topo->node_now(r, 0)->async; }
@@ -622,6 +876,7 @@ int rk_router_process(rk_router *r, int events)
         return rk_conn_process(async_conn(r), events);
     int rc = 0;
     rk_node *node;
+    expire_held_areqs(r);
     send_delayed(r);
     for (int i = 0; (node = rk_router_node_at(r, i)) != NULL; i++) {
         rk_conn *c = &node->async;
@@ -631,6 +886,7 @@ int rk_router_process(rk_router *r, int events)
         if (got && !rc)
             rc = got;
     }
+    release_held_areqs(r);             /* the answers may have let them go */
     for (int i = 0; (node = rk_router_node_at(r, i)) != NULL; i++)
         sync_node(r, node);
     return rc;
@@ -649,13 +905,13 @@ int rk_router_timeout_ms(rk_router *r)
     }
     if (r->delayed) {
         int64_t soonest = r->delayed->retry_at, now = rk_now_ms();
-        for (rk_areq *a = r->delayed; a; a = a->next_delayed)
+        for (rk_areq *a = r->delayed; a; a = a->next_waiting)
             soonest = a->retry_at < soonest ? a->retry_at : soonest;
         int t = soonest <= now ? 0 : (int)(soonest - now);
         if (best < 0 || t < best)
             best = t;
     }
-    return best;
+    return held_areqs_timeout(r, best);
 }
 
 /* ---- every master at once --------------------------------------------------------------------- */

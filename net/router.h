@@ -36,14 +36,18 @@ typedef struct rk_areq {
     rk_encode_fn *prelude;    /* the command's (rk_cmd) */
     int slot, tries;
     int64_t retry_at;         /* when delayed */
-    struct rk_areq *next_delayed;
+    struct rk_areq *next_waiting;   /* in the router's delayed list, or its held FIFO */
+#ifndef REDKV_NO_CLUSTER
+    unsigned long gen;        /* the map generation it was last sent under */
+    const struct rk_node *node;   /* where it was last sent */
+#endif
 } rk_areq;
 
 /* A router over the configuration's topology (one server, or a cluster's seeds); no I/O.
    OK, or ENOMEM / ECONFIG with the message set. */
 RK_INTERNAL int rk_router_new(const rk_config *cfg, rk_router **out);
-/* Fails every asynchronous request left with ECONN, closes everything. Every borrowed
-   connection must have been given back. */
+/* Fails every asynchronous request left (written, delayed or held) with ECONN, closes
+   everything. Every borrowed connection must have been given back. */
 RK_INTERNAL void rk_router_free(rk_router *r);
 
 /* Blocking: runs cmd where it belongs, following redirections and retrying a stale
@@ -54,7 +58,10 @@ RK_INTERNAL void rk_router_free(rk_router *r);
 RK_INTERNAL int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *req, int64_t *deadline);
 
 /* Asynchronous: queues cmd; a->done runs exactly once, from rk_router_process. 0, or an
-   error (ENOMEM) when nothing was queued. a->req.deadline must be set. */
+   error (ENOMEM; ECONN while the router is being freed) when nothing was queued.
+   a->req.deadline must be set. Never waits on the network: on a cluster, while the slot
+   map changes or is read, a is held back (written nowhere, in order) and ends with
+   ETIMEDOUT if still held at its deadline. */
 RK_INTERNAL int rk_route_queue(rk_router *r, const rk_cmd *cmd, rk_areq *a);
 RK_INTERNAL void rk_areq_free(rk_areq *a);         /* releases a's copy buffer */
 

@@ -47,6 +47,18 @@ struct rk_router {
     int async_stale;          /* an asynchronous request lost its node: refresh first */
     rk_areq *delayed;         /* asynchronous requests to send again later (TRYAGAIN) */
     int epfd;                 /* multi: readable when any node's async connection is ready */
+#ifndef REDKV_NO_CLUSTER
+    /* A cluster's asynchronous order (router.c): requests held back, in order, while one
+       sent under an older map is unanswered or the map is being read. */
+    rk_areq *held, *held_tail;
+    int64_t held_soonest;     /* the earliest deadline among the held */
+    unsigned long gen_seen;   /* the latest map generation the async side has seen */
+    long sent_now, sent_before;   /* unanswered, sent at gen_seen / at an older one */
+    struct rk_map_read *reading;  /* the map being read asynchronously, or NULL */
+    int64_t read_deadline;
+    const rk_node *lost;      /* the node an asynchronous request last lost: asked last */
+    int closing;              /* rk_router_free: nothing is sent any more */
+#endif
 #ifndef REDKV_NO_THREADS
     pthread_mutex_t lock;     /* the node table */
 #endif
@@ -73,6 +85,25 @@ RK_INTERNAL int rk_split_addr(const char *addr, size_t len, const char **host, s
 /* Makes r a Redis Cluster router over the configuration's seeds (cluster.c): OK, ENOMEM,
    or ECONFIG when built with REDKV_NO_CLUSTER. */
 RK_INTERNAL int rk_cluster_attach(rk_router *r);
+
+#ifndef REDKV_NO_CLUSTER
+/* For the asynchronous path on a cluster (router.c). rk_cluster_place: node_now of slot,
+   with the map's generation, read together (the generation moves whenever a slot changes
+   owner: a MOVED learnt, a map read that differs). */
+RK_INTERNAL rk_node *rk_cluster_place(rk_router *r, int slot, unsigned long *gen);
+/* Reading the map without blocking: CLUSTER SLOTS on one node's async connection at a
+   time, the nodes asked in the blocking refresh's order (avoid last). rk_map_read_new: no
+   I/O, the scratch map allocated (NULL: no memory). rk_map_read_next: queues the request
+   (its done and ctx given) on the next node's async connection and returns that node (the
+   caller starts it), or NULL when none is left. rk_map_read_take: done's status and reply:
+   OK when the map read was installed, else the error. */
+typedef struct rk_map_read rk_map_read;
+RK_INTERNAL rk_map_read *rk_map_read_new(rk_router *r, const rk_node *avoid);
+RK_INTERNAL rk_node *rk_map_read_next(rk_map_read *rd, rk_done_fn *done, void *ctx,
+                                      int64_t deadline);
+RK_INTERNAL int rk_map_read_take(rk_map_read *rd, int status, const resp_reply *reply);
+RK_INTERNAL void rk_map_read_free(rk_map_read *rd);
+#endif
 
 /* Makes r a Redis Sentinel router over the configuration's sentinels (sentinel.c): OK,
    ENOMEM, or ECONFIG when built with REDKV_NO_SENTINEL. rk_sentinel_follow, from
