@@ -99,6 +99,10 @@ RK_INTERNAL int rk_run_op(redkv *s, enum rk_kind kind, const rk_args *a, int64_t
 
 /* async.c */
 RK_INTERNAL void rk_async_free_ops(rk_client *cl);
+#ifndef REDKV_NO_CACHE
+/* The client shuts down: calls back every hit left (with ECONN), frees their list. */
+RK_INTERNAL void rk_async_close_hits(rk_client *cl);
+#endif
 /* Queues one operation (a is copied into the command at once); 0, or EINVAL/ENOMEM. */
 RK_INTERNAL int rk_queue_op(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg);
 
