@@ -18,7 +18,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cluster_fixture.h"
 #include "helpers.h"
+#include "resp.h"
+#include "sentinel_fixture.h"
 
 static test_server srv;
 static redkv *st;
@@ -481,6 +484,224 @@ Test(cache, stats_without_cache)
     cr_assert_eq(redkv_cache_stats(NULL, &cs), REDKV_EINVAL);
     redkv_close(s);
 }
+
+/* ---- Redis Cluster: a tracking connection per master ---------------------------------------- */
+
+#ifndef REDKV_NO_CLUSTER
+TestSuite(cache_cluster, .init = cluster_up, .fini = cluster_stop, .timeout = 120);
+
+/* The master whose own line of CLUSTER NODES lists slot. */
+static test_server *cache_master_of(int slot)
+{
+    for (int i = 0; i < NODES; i++) {
+        char out[16384], *save = NULL;
+        SRV(&cluster_node[i], out, "CLUSTER", "NODES");
+        for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+            if (!strstr(l, "myself") || !strstr(l, "master"))
+                continue;
+            char *tsave = NULL;
+            int field = 0;
+            for (char *t = strtok_r(l, " ", &tsave); t; t = strtok_r(NULL, " ", &tsave), field++) {
+                if (field < 8 || t[0] == '[')
+                    continue;
+                long lo = atol(t), hi = strchr(t, '-') ? atol(strchr(t, '-') + 1) : lo;
+                if (slot >= lo && slot <= hi)
+                    return &cluster_node[i];
+            }
+        }
+    }
+    return NULL;
+}
+
+/* One key (without the namespace "C:") per master, in keys[3], and their masters. */
+static void key_per_master(char keys[3][16], test_server *masters[3])
+{
+    int found = 0;
+    for (int i = 0; found < 3 && i < 1000; i++) {
+        char key[16], full[32], out[64];
+        snprintf(key, sizeof key, "k%d", i);
+        snprintf(full, sizeof full, "C:%s", key);
+        SRV(&cluster_node[0], out, "CLUSTER", "KEYSLOT", full);
+        test_server *m = cache_master_of(atoi(out));
+        int seen_before = 0;
+        for (int j = 0; j < found; j++)
+            seen_before |= masters[j] == m;
+        if (!m || seen_before)
+            continue;
+        masters[found] = m;
+        snprintf(keys[found++], 16, "%s", key);
+    }
+    cr_assert_eq(found, 3, "a key on each master");
+}
+
+static redkv *open_cached_cluster(void)
+{
+    redkv_options o = {0};
+    redkv *s = NULL;
+    o.url = cluster_url;
+    o.ns = "C";
+    o.command_timeout_ms = 5000;
+    o.cache_bytes = 1 << 20;
+    cr_assert_eq(redkv_open(&s, &o), REDKV_OK, "%s", redkv_last_error());
+    return s;
+}
+
+/* The id of the RESP3 (tracking) connection on s, or -1. */
+static long long tracking_id_on(const test_server *s)
+{
+    char out[65536];
+    SRV(s, out, "CLIENT", "LIST");
+    for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n"))
+        if (strstr(line, " resp=3") && strncmp(line, "id=", 3) == 0)
+            return atoll(line + 3);
+    return -1;
+}
+
+/* Hits and misses over keys of every master, blocking and asynchronous; each master's own
+   invalidations reach us. */
+Test(cache_cluster, hits_and_invalidations_on_every_master)
+{
+    char keys[3][16], out[64], val[32];
+    test_server *masters[3];
+    key_per_master(keys, masters);
+    redkv *s = open_cached_cluster();
+    for (int i = 0; i < 3; i++) {
+        snprintf(val, sizeof val, "v%d", i);
+        cr_assert_eq(set_str(s, keys[i], val, 0), REDKV_OK);
+        cr_assert_str_eq(get_str(s, keys[i]), val);
+        cr_assert_geq(tracking_id_on(masters[i]), 0, "a tracking connection on master %d", i);
+    }
+    /* Each master's tracking coming on emptied the cache (conservative): read them again. */
+    for (int i = 0; i < 3; i++)
+        get_str(s, keys[i]);
+    struct redkv_cache_stats cs = stats(s);
+    for (int i = 0; i < 3; i++) {
+        snprintf(val, sizeof val, "v%d", i);
+        cr_assert_str_eq(get_str(s, keys[i]), val);
+    }
+    struct redkv_cache_stats now = stats(s);
+    cr_assert_eq(now.hits, cs.hits + 3, "a hit on every master");
+    cr_assert_eq(now.misses, cs.misses);
+    cr_assert_eq(now.tracking, 1);
+    cb_seen g[3];
+    for (int i = 0; i < 3; i++)
+        cr_assert_eq(get_async(s, keys[i], &g[i]), REDKV_OK);
+    cr_assert_eq(stats(s).hits, now.hits + 3, "asynchronous reads hit on every master");
+    cr_assert_eq(redkv_process(s, 0), REDKV_OK);
+    for (int i = 0; i < 3; i++) {
+        snprintf(val, sizeof val, "v%d", i);
+        cr_assert(g[i].calls == 1 && strcmp(g[i].val, val) == 0, "%s", g[i].val);
+    }
+    /* another client writes on each master: each invalidation comes from that master */
+    for (int i = 0; i < 3; i++) {
+        char full[32];
+        snprintf(full, sizeof full, "C:%s", keys[i]);
+        snprintf(val, sizeof val, "w%d", i);
+        SRV(masters[i], out, "SET", full, val);
+        cr_assert_str_eq(get_str(s, keys[i]), val, "master %d's write seen", i);
+        cr_assert_eq(get_async(s, keys[i], &g[i]), REDKV_OK);
+        drive_until(s, &g[i]);
+        cr_assert_str_eq(g[i].val, val);
+    }
+    cr_assert_geq(stats(s).invalidations, 3);
+    redkv_close(s);
+}
+
+/* One master's tracking connection killed: that master's writes can no longer reach us,
+   so nothing learnt before is served; the cache comes back on a new connection. */
+Test(cache_cluster, tracking_killed_on_one_master)
+{
+    char keys[3][16], out[64], num[24], full[32];
+    test_server *masters[3];
+    key_per_master(keys, masters);
+    redkv *s = open_cached_cluster();
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(set_str(s, keys[i], "old", 0), REDKV_OK);
+        cr_assert_str_eq(get_str(s, keys[i]), "old");
+    }
+    for (int i = 0; i < 3; i++)        /* again: each master's tracking on emptied it */
+        cr_assert_str_eq(get_str(s, keys[i]), "old");
+    uint64_t before = stats(s).hits;
+    for (int i = 0; i < 3; i++)
+        cr_assert_str_eq(get_str(s, keys[i]), "old");
+    cr_assert_eq(stats(s).hits, before + 3, "every key cached");
+    uint64_t flushes = stats(s).flushes;
+    long long id = tracking_id_on(masters[1]);
+    cr_assert_geq(id, 0);
+    snprintf(num, sizeof num, "%lld", id);
+    SRV(masters[1], out, "CLIENT", "KILL", "ID", num);
+    snprintf(full, sizeof full, "C:%s", keys[1]);
+    SRV(masters[1], out, "SET", full, "new");
+    cr_assert_str_eq(get_str(s, keys[1]), "new", "no stale read after the loss");
+    cr_assert_gt(stats(s).flushes, flushes, "the loss empties the cache");
+    cr_assert_str_eq(get_str(s, keys[0]), "old");
+    cr_assert_str_eq(get_str(s, keys[1]), "new");
+    uint64_t hits = stats(s).hits;
+    cr_assert_str_eq(get_str(s, keys[1]), "new");
+    cr_assert_eq(stats(s).hits, hits + 1, "served again once tracking is back");
+    cr_assert_geq(tracking_id_on(masters[1]), 0);
+    redkv_close(s);
+}
+#endif
+
+/* ---- Redis Sentinel: tracking follows the master -------------------------------------------- */
+
+#ifndef REDKV_NO_SENTINEL
+TestSuite(cache_sentinel, .init = sentinel_up, .fini = sentinel_stop, .timeout = 150);
+
+/* Tracks the master the sentinels name; after SENTINEL FAILOVER the cache is emptied and
+   reads see the new master's values, never the old ones. */
+Test(cache_sentinel, failover_empties_and_reads_the_new_master)
+{
+    char out[256];
+    redkv_options o = {0};
+    redkv *s = NULL;
+    o.url = snt_url;
+    o.ns = "S";
+    o.command_timeout_ms = 8000;
+    o.cache_bytes = 1 << 20;
+    cr_assert_eq(redkv_open(&s, &o), REDKV_OK, "%s", redkv_last_error());
+    cr_assert_eq(set_str(s, "k", "v1", 0), REDKV_OK);
+    cr_assert_str_eq(get_str(s, "k"), "v1");
+    cr_assert_str_eq(get_str(s, "k"), "v1");
+    cr_assert_eq(stats(s).hits, 1);
+    cr_assert_geq(tracking_id_on(&snt_data[0]), 0, "tracking on the master");
+    SRV(&snt_data[0], out, "SET", "S:k", "v2");
+    cr_assert_str_eq(get_str(s, "k"), "v2", "the master's invalidation reached us");
+    cb_seen g;
+    cr_assert_eq(get_async(s, "k", &g), REDKV_OK);
+    drive_until(s, &g);
+    cr_assert_str_eq(g.val, "v2");
+
+    uint64_t flushes = stats(s).flushes;
+    cr_assert_eq(SRV(&snt_sentinel[1], out, "SENTINEL", "FAILOVER", SNT_MASTER_NAME), RESP_STRING,
+                 "%s", out);
+    long long until = now_ms() + 30000;
+    while (!(snt_named_port(NULL) == snt_data[1].port && snt_is_master(&snt_data[1], NULL) &&
+             !snt_is_master(&snt_data[0], NULL)) && now_ms() < until)
+        usleep(50000);
+    cr_assert(snt_is_master(&snt_data[1], NULL) && !snt_is_master(&snt_data[0], NULL));
+    /* the new master's value, written there directly */
+    SRV(&snt_data[1], out, "SET", "S:k", "v3");
+    for (until = now_ms() + 3000; now_ms() < until;) {
+        const char *v = get_str(s, "k");
+        cr_assert(strcmp(v, "v2") != 0 || stats(s).flushes == flushes,
+                  "a stale value after the cache was emptied");
+        if (strcmp(v, "v3") == 0 && stats(s).flushes > flushes)
+            break;
+        usleep(20000);
+    }
+    cr_assert_gt(stats(s).flushes, flushes, "the failover emptied the cache");
+    cr_assert_str_eq(get_str(s, "k"), "v3");
+    uint64_t hits = stats(s).hits;
+    cr_assert_str_eq(get_str(s, "k"), "v3");
+    cr_assert_eq(stats(s).hits, hits + 1, "served from memory again, tracked on the new master");
+    cr_assert_geq(tracking_id_on(&snt_data[1]), 0, "tracking on the new master");
+    SRV(&snt_data[1], out, "SET", "S:k", "v4");
+    cr_assert_str_eq(get_str(s, "k"), "v4", "the new master's invalidations reach us");
+    redkv_close(s);
+}
+#endif
 
 /* ---- the race --------------------------------------------------------------------------- */
 
