@@ -121,17 +121,33 @@ static int hit_room(rk_client *cl)
     return 0;
 }
 
-/* The cache's take: copies a hit's value to the end of hit_vals (under the cache's lock).
-   While a callback runs (its value is in hit_vals) the buffer may not grow: a value that
-   does not fit then is refused, and the read goes to the server. */
+/* Room for vlen more bytes of values: 0, or -1 without memory. While a callback runs, its
+   value is in hit_vals: growing then copies the values into a new buffer and keeps the old
+   one until the callbacks have returned (run_hits frees it). */
+static int hit_grow(rk_client *cl, size_t vlen)
+{
+    resp_buf *b = &cl->hit_vals;
+    if (!cl->running_hits)
+        return resp_buf_reserve(b, vlen ? vlen : 1);
+    size_t cap = 2 * (b->cap + vlen);
+    char *data = cl->nold < HIT_OLD_MAX ? resp_malloc(cap) : NULL;
+    if (!data)
+        return -1;
+    if (b->len)
+        memcpy(data, b->data, b->len);
+    cl->hit_old[cl->nold++] = b->data;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+/* The cache's take: copies a hit's value to the end of hit_vals (under the cache's lock). */
 static int hit_take(void *ctx, const char *val, size_t vlen)
 {
     rk_client *cl = ctx;
     resp_buf *b = &cl->hit_vals;
-    if (!b->data || b->cap - b->len < vlen) {
-        if (cl->running_hits || resp_buf_reserve(b, vlen ? vlen : 1))
-            return REDKV_ENOMEM;
-    }
+    if ((!b->data || b->cap - b->len < vlen) && hit_grow(cl, vlen))
+        return REDKV_ENOMEM;           /* the read goes to the server */
     if (vlen)
         memcpy(b->data + b->len, val, vlen);
     b->len += vlen;
@@ -164,12 +180,37 @@ static int read_cached(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *
     return 1;
 }
 
-/* Calls back, in order, the hits queued before request number before. When the client
-   shuts down they get ECONN, as every request left then does. */
+/* No callback runs: the buffers left by hit_grow go, and the hits still waiting move to
+   the front of the list and their values to the front of hit_vals, so that a stream of
+   hits that never empties the list reuses the same memory. */
+static void hits_compact(rk_client *cl)
+{
+    while (cl->nold)
+        resp_free(cl->hit_old[--cl->nold]);
+    if (cl->hit_head == 0)
+        return;
+    size_t n = cl->nhits - cl->hit_head;
+    size_t base = n ? cl->hits[cl->hit_head].off : cl->hit_vals.len;
+    memmove(cl->hits, cl->hits + cl->hit_head, n * sizeof *cl->hits);
+    for (size_t i = 0; i < n; i++)
+        cl->hits[i].off -= base;
+    if (cl->hit_vals.len > base)
+        memmove(cl->hit_vals.data, cl->hit_vals.data + base, cl->hit_vals.len - base);
+    cl->hit_vals.len -= base;
+    cl->hit_head = 0;
+    cl->nhits = n;
+}
+
+/* Calls back, in order, the hits queued before request number before, and before this call
+   (a callback that queues a hit each time must not keep redkv_process from returning: those
+   wait for the next call). When the client shuts down they get ECONN, as every request
+   left then does. */
 static void run_hits(rk_client *cl, uint64_t before)
 {
     int nested = cl->running_hits;
     cl->running_hits = 1;
+    if (before > cl->seq)
+        before = cl->seq;
     while (cl->hit_head < cl->nhits && cl->hits[cl->hit_head].seq < before) {
         rk_hit h = cl->hits[cl->hit_head++];     /* a copy: a callback may add hits */
         int status = cl->closing ? REDKV_ECONN : h.status;
@@ -180,10 +221,8 @@ static void run_hits(rk_client *cl, uint64_t before)
         rk_store_release(h.store);
     }
     cl->running_hits = nested;
-    if (!nested && cl->hit_head == cl->nhits) {  /* all called back: reuse from the start */
-        cl->hit_head = cl->nhits = 0;
-        cl->hit_vals.len = 0;
-    }
+    if (!nested)
+        hits_compact(cl);
 }
 
 /* The number of the oldest request in flight, or UINT64_MAX when none is. */
@@ -191,6 +230,8 @@ static uint64_t oldest_in_flight(const rk_client *cl)
 {
     return cl->first ? cl->first->seq : UINT64_MAX;
 }
+
+#define MIN_SEQ(a, b) ((a) < (b) ? (a) : (b))
 
 /* A hit can be called back now: nothing queued before it is still waiting. */
 static int hit_ready(const rk_client *cl)
@@ -224,7 +265,7 @@ static void unlink_op(rk_client *cl, rk_op *op)
 
 void rk_async_close_hits(rk_client *cl)
 {
-    run_hits(cl, UINT64_MAX);
+    run_hits(cl, UINT64_MAX);          /* and frees the old buffers */
     resp_free(cl->hits);
     resp_buf_free(&cl->hit_vals);
     cl->hits = NULL;
@@ -486,11 +527,13 @@ int redkv_process(redkv *s, int events)
         return rk_error(REDKV_EINVAL, "redkv_process called from inside a callback");
     cl->in_process = 1;
 #ifndef REDKV_NO_CACHE
-    run_hits(cl, oldest_in_flight(cl));  /* before any reply: they were queued before */
+    /* Hits queued by this call's callbacks wait for the next call (timeout 0 says so). */
+    uint64_t queued = cl->seq;
+    run_hits(cl, MIN_SEQ(oldest_in_flight(cl), queued));  /* before any reply: queued before */
 #endif
     int rc = rk_router_process(cl->router, events);
 #ifndef REDKV_NO_CACHE
-    run_hits(cl, oldest_in_flight(cl));  /* those that waited for a request just answered */
+    run_hits(cl, MIN_SEQ(oldest_in_flight(cl), queued));  /* behind a request just answered */
 #endif
     rk_client_finish_process(cl);      /* may shut the client down: cl is not used after */
     return rc;

@@ -34,6 +34,9 @@ typedef struct rk_client {
     size_t hit_head, nhits, hit_cap;
     resp_buf hit_vals;        /* their values */
     int running_hits;         /* a hit's callback runs: hit_vals must not move */
+#define HIT_OLD_MAX 8
+    char *hit_old[HIT_OLD_MAX];   /* values' buffers outgrown while a callback ran */
+    int nold;
 #endif
     int closing;              /* the client shuts down: callbacks get ECONN */
 } rk_client;

@@ -403,6 +403,57 @@ Test(cache, async_hits_keep_request_order)
     cr_assert_str_eq(d.val, "h");
 }
 
+/* A callback that queues the next read, a hit each time: each redkv_process calls back
+   those queued before it, and returns. */
+static int chain_left;
+static const char *chain_key;
+
+static void on_chain(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
+{
+    (void)n;
+    cr_assert_eq(status, REDKV_OK);
+    char want = chain_key[0] == 'c' ? 'x' : 'b';
+    cr_assert(vlen == (want == 'x' ? 1 : 2999) && ((const char *)val)[0] == want &&
+              ((const char *)val)[vlen - 1] == want, "the value, intact");
+    (*(int *)arg)++;
+    if (--chain_left > 0)
+        cr_assert_eq(redkv_get_async(s, chain_key, strlen(chain_key), 0, on_chain, arg), REDKV_OK);
+}
+
+Test(cache, async_hit_chain_returns_each_pass)
+{
+    int calls = 0;
+    cr_assert_eq(set_str(st, "c", "x", 0), REDKV_OK);
+    cr_assert_str_eq(get_str(st, "c"), "x");
+    uint64_t hits = stats(st).hits;
+    chain_left = 1000;
+    chain_key = "c";
+    cr_assert_eq(redkv_get_async(st, "c", 1, 0, on_chain, &calls), REDKV_OK);
+    cr_assert_eq(redkv_process(st, 0), REDKV_OK);
+    cr_assert_eq(calls, 1, "the hit queued from the callback waits for the next call");
+    cr_assert_eq(redkv_pending(st), 1);
+    cr_assert_eq(redkv_timeout_ms(st), 0);
+    for (int i = 0; i < 2000 && redkv_pending(st) > 0; i++)
+        redkv_process(st, 0);          /* no socket read: every one must be a hit */
+    cr_assert_eq(calls, 1000);
+    cr_assert_eq(stats(st).hits, hits + 1000);
+    /* values that outgrow the hits' buffer while a callback holds one of them */
+    static char big[3000];
+    memset(big, 'b', sizeof big - 1);
+    cr_assert_eq(set_str(st, "big", big, 0), REDKV_OK);
+    cr_assert_str_eq(get_str(st, "big"), big);
+    hits = stats(st).hits;
+    calls = 0;
+    chain_left = 50;
+    chain_key = "big";
+    cr_assert_eq(redkv_get_async(st, "big", 3, 0, on_chain, &calls), REDKV_OK);
+    cr_assert_eq(redkv_get_async(st, "big", 3, 0, on_chain, &calls), REDKV_OK);
+    for (int i = 0; i < 200 && redkv_pending(st) > 0; i++)
+        redkv_process(st, 0);
+    cr_assert_eq(calls, 51);
+    cr_assert_eq(stats(st).hits, hits + 51, "all from memory");
+}
+
 /* Closing with hits waiting calls each back once, with ECONN as every pending request. */
 Test(cache, async_hits_called_back_on_close)
 {
