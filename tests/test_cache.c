@@ -454,6 +454,50 @@ Test(cache, async_hit_chain_returns_each_pass)
     cr_assert_eq(stats(st).hits, hits + 51, "all from memory");
 }
 
+/* A steady stream of asynchronous hits allocates nothing (the hits' list and buffer are
+   reused). Counted through the allocator hook, set before this test's own open. */
+static long hook_allocs;
+static void *count_malloc(size_t n) { hook_allocs++; return malloc(n); }
+static void *count_realloc(void *p, size_t n) { hook_allocs++; return realloc(p, n); }
+
+static void on_count(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
+{
+    (void)s, (void)val, (void)vlen, (void)n;
+    cr_assert_eq(status, REDKV_OK);
+    (*(int *)arg)++;
+}
+
+Test(cache_alloc, async_hits_allocate_nothing, .timeout = 60)
+{
+    test_server own;
+    int calls = 0;
+    cr_assert_eq(srv_start(&own, NULL), 0);
+    redkv_set_allocator(count_malloc, count_realloc, free);
+    redkv_options o = {0};
+    redkv *s;
+    o.url = own.url;
+    o.cache_bytes = 1 << 20;
+    cr_assert_eq(redkv_open(&s, &o), REDKV_OK);
+    cr_assert_eq(redkv_set(s, "k", 1, "0123456789abcdef0123456789abcdef", 32, 0, 0), REDKV_OK);
+    cr_assert_str_eq(get_str(s, "k"), "0123456789abcdef0123456789abcdef");
+    for (int round = 0; round < 2; round++) {
+        long before = hook_allocs;
+        for (int i = 0; i < 1000; i++) {
+            for (int j = 0; j < 8; j++)
+                cr_assert_eq(redkv_get_async(s, "k", 1, 0, on_count, &calls), REDKV_OK);
+            cr_assert_eq(redkv_exists_async(s, "k", 1, on_count, &calls), REDKV_OK);
+            while (redkv_pending(s) > 0)
+                redkv_process(s, 0);   /* no socket read: all hits */
+        }
+        if (round == 1)
+            cr_assert_eq(hook_allocs, before, "%ld allocations for 9000 hits", hook_allocs - before);
+    }
+    cr_assert_eq(calls, 18000);
+    redkv_close(s);
+    redkv_set_allocator(NULL, NULL, NULL);
+    srv_stop(&own);
+}
+
 /* Closing with hits waiting calls each back once, with ECONN as every pending request. */
 Test(cache, async_hits_called_back_on_close)
 {
