@@ -6,6 +6,14 @@
  *   own writes  set, delete, delete_all, a renewal, an async set: read back at once
  *   bound       10x cache_bytes of distinct keys read: the cache stays within its bytes
  *   fallback    a server without HELLO: no cache, right answers
+ *   async       hits counted and called back from redkv_process (never the queuing call;
+ *               timeout 0 meanwhile), in request order, once on close (ECONN); misses
+ *               fill; other clients' writes seen; a read behind our own async write of the
+ *               key reads what was written; a callback chain of hits; no allocation per hit
+ *   cluster     a tracking connection per master: hits, misses and each master's
+ *               invalidations, blocking and async; one master's tracking killed: no stale read
+ *   sentinel    tracking on the master named; SENTINEL FAILOVER empties the cache, tracking
+ *               moves to the new master, whose values are read
  *   race        a writer process sets 1, 2, 3 ... and after each acknowledged set tells a
  *               reader through a pipe; the reader, told n, must read >= n. 10,000 rounds
  *               here; REDKV_CACHE_RACE_ROUNDS=100000 (make test-cache-race) for the long
