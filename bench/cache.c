@@ -2,9 +2,11 @@
  * get going to the server (the reference here is redkv without cache_bytes), one thread and
  * eight threads. Each hit costs one non-blocking recv on the tracking socket (the
  * guarantee: every invalidation that reached us is taken in first): a system call per
- * hit, which the rows' figure includes. */
+ * hit, which the rows' figure includes. The asynchronous rows drive get_async through
+ * redkv_process as an event loop does: a hit's callback runs from the next process call. */
 #include "fmacros.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -70,10 +72,67 @@ static void cache_threads_work(void *ctx, int who, long units)
         pthread_join(t[i], NULL);
 }
 
-static void cache_row(const char *name, work_fn *work, cache_pair *p, long cached_units)
+/* ---- asynchronous: get_async through redkv_process ----------------------------------------- */
+
+typedef struct async_hot {
+    long done, errors;
+} async_hot;
+
+static void async_hot_cb(redkv *s, int status, const void *val, size_t vlen, int64_t n, void *arg)
+{
+    async_hot *h = arg;
+    (void)s, (void)val, (void)vlen, (void)n;
+    h->done++;
+    h->errors += status != REDKV_OK;
+}
+
+/* One pass of an event loop: poll what s waits for (not past its timeout), then process. */
+static void async_pass(redkv *s)
+{
+    int ev = redkv_events(s), fd = redkv_fd(s);
+    struct pollfd p = {fd, (short)((ev & REDKV_READ ? POLLIN : 0) | (ev & REDKV_WRITE ? POLLOUT : 0)), 0};
+    if (poll(&p, fd >= 0, redkv_timeout_ms(s)) < 0)
+        return;
+    if (redkv_process(s, (p.revents & (POLLIN | POLLERR | POLLHUP) ? REDKV_READ : 0) |
+                             (p.revents & (POLLOUT | POLLERR | POLLHUP) ? REDKV_WRITE : 0)) < 0)
+        die("cache: redkv_process: %s", redkv_last_error());
+}
+
+/* units gets of the hot key, depth of them queued at a time, each batch driven to its end. */
+static void async_gets(redkv *s, long units, int depth)
+{
+    async_hot h = {0, 0};
+    for (long i = 0; i < units; i += depth) {
+        long batch = units - i < depth ? units - i : depth, want = h.done + batch;
+        for (long j = 0; j < batch; j++)
+            if (redkv_get_async(s, CACHE_KEY, sizeof CACHE_KEY - 1, 0, async_hot_cb, &h) != REDKV_OK)
+                die("cache: get_async: %s", redkv_last_error());
+        while (h.done < want)
+            async_pass(s);
+    }
+    if (h.errors)
+        die("cache: %ld async gets failed", h.errors);
+}
+
+static void async_one_work(void *ctx, int who, long units)
+{
+    cache_pair *p = ctx;
+    async_gets(who == 0 ? p->cached : p->plain, units, 1);
+}
+
+static void async_deep_work(void *ctx, int who, long units)
+{
+    cache_pair *p = ctx;
+    async_gets(who == 0 ? p->cached : p->plain, units, 32);
+}
+
+/* A row of cached against plain (refname); plain_div: the reference does that many times
+   fewer units (about the same time); goal: the ratio wanted (0: none, a figure only). */
+static void cache_row(const char *name, work_fn *work, cache_pair *p, long cached_units,
+                      long plain_div, const char *refname, double goal)
 {
     rounds r = {0};
-    long plain_units = cached_units / 100 > 200 ? cached_units / 100 : 200;
+    long plain_units = cached_units / plain_div > 200 ? cached_units / plain_div : 200;
     for (int round = 0; round < g_rounds; round++) {
         /* Each side timed on its own, in turn (the round trip does far fewer gets for
            about the same time); the order alternates from round to round. */
@@ -90,10 +149,12 @@ static void cache_row(const char *name, work_fn *work, cache_pair *p, long cache
     row *w = add_row("cache", name, "gets/s");
     fmt_num(w->redkv, sizeof w->redkv, rounds_median(&r, 0));
     fmt_num(w->ref, sizeof w->ref, rounds_median(&r, 1));
-    snprintf(w->refname, sizeof w->refname, "round-trip get");
+    snprintf(w->refname, sizeof w->refname, "%s", refname);
     w->ratio = rounds_ratio(&r);
-    snprintf(w->goal, sizeof w->goal, ">= 50x");
-    snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= 50 ? "ok" : "SHORT");
+    if (goal > 0) {
+        snprintf(w->goal, sizeof w->goal, ">= %gx", goal);
+        snprintf(w->verdict, sizeof w->verdict, "%s", w->ratio >= goal ? "ok" : "SHORT");
+    }
 }
 
 void section_cache(void)
@@ -108,10 +169,19 @@ void section_cache(void)
     if (cs.tracking != 1 || cs.hits == 0)
         die("cache: the cache did not come on (tracking %d)", cs.tracking);
     long units = g_quick ? 100000 : 400000;
-    cache_row("hot get, 1 thread", cache_work, &p, units);
-    cache_row("hot get, 8 threads", cache_threads_work, &p, units);
+    cache_row("hot get, 1 thread", cache_work, &p, units, 100, "round-trip get", 50);
+    cache_row("hot get, 8 threads", cache_threads_work, &p, units, 100, "round-trip get", 50);
+    /* a hit is no round trip, but still a recv and a pass of the loop: 1 in flight against
+       a round trip each; 32 in flight against a pipeline of 32, which shares its system
+       calls among them */
+    cache_row("hot get_async, 1 in flight", async_one_work, &p, units / 2, 20,
+              "get_async, no cache", 5);
+    cache_row("hot get_async, 32 in flight", async_deep_work, &p, units / 2, 2,
+              "get_async x32, no cache", 0);
     add_note("cache: each hit makes one recv() on the tracking socket (invalidations first); "
-             "the 8-thread rows share one lock and one socket.");
+             "the 8-thread rows share one lock and one socket; an async hit is called back "
+             "from the next redkv_process; with 32 in flight a pipeline shares its system "
+             "calls among 32 gets, as hits cannot (a recv each): no goal, the figure.");
     redkv_close(p.cached);
     redkv_close(p.plain);
 }

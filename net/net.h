@@ -100,17 +100,23 @@ RK_INTERNAL char *rk_strndup(const char *s, size_t n);
 /* ---- client-side cache tracking (track.c) ------------------------------------------------ */
 
 #ifndef REDKV_NO_CACHE
-/* A connection of its own per client, in RESP3, with CLIENT TRACKING on BCAST over a key
-   prefix: the server pushes the name of every key under it that anyone changes (or a null
-   for a FLUSHALL/FLUSHDB). Each push goes to fn(arg, push); fn(arg, NULL) says tracking was
-   lost (or is on anew): whatever was learnt under it must be forgotten. */
+/* A connection of its own per node that serves the client's keys, in RESP3, with CLIENT
+   TRACKING on BCAST over a key prefix: the node pushes the name of every key under it that
+   anyone changes there (or a null for a FLUSHALL/FLUSHDB). Each push goes to fn(arg, push);
+   fn(arg, NULL) says tracking was lost (or is on anew) on one node: whatever was learnt
+   under it must be forgotten. A tracking set holds a client's trackers, one per node. */
 typedef struct rk_tracker rk_tracker;
+typedef struct rk_tracking rk_tracking;
 typedef void rk_push_fn(void *arg, const resp_reply *push);
 
-/* No I/O yet. OK, or ENOMEM. */
-RK_INTERNAL int rk_tracker_new(const rk_config *cfg, const char *prefix, size_t plen,
-                               rk_push_fn *fn, void *arg, rk_tracker **out);
-RK_INTERNAL void rk_tracker_free(rk_tracker *t);
+/* An empty set; no I/O. OK, or ENOMEM. */
+RK_INTERNAL int rk_tracking_new(const char *prefix, size_t plen, rk_push_fn *fn, void *arg,
+                                rk_tracking **out);
+RK_INTERNAL void rk_tracking_free(rk_tracking *set);
+/* The tracker of node (a router's node configuration, told apart by its address in
+   memory), made on first use when create is set (no I/O yet); NULL when there is none, or
+   no memory, or too many nodes. The caller serialises calls on one set. */
+RK_INTERNAL rk_tracker *rk_tracking_for(rk_tracking *set, const rk_config *node, int create);
 /* Takes in every push already received (one non-blocking read when tracking is on) and
    moves a connect along; wait_ms > 0 waits up to that for tracking to come on. 1: tracking
    is on, every invalidation that reached the socket has gone to fn; 0: not on (connecting,

@@ -1063,3 +1063,115 @@ static int each_of_many(rk_router *r, rk_node **masters, int n, rk_start_fn *sta
     return rc;
 }
 #endif
+
+/* ==== The client-side cache's view of the topology (issue #16) ================================
+ * Additions only, kept apart: which node serves a key now (its tracking connection carries
+ * that key's invalidations), and a count of a cluster's slot map changes. */
+#ifndef REDKV_NO_CACHE
+
+const rk_config *rk_route_node_cfg(rk_router *r, const void *prefix, size_t plen,
+                                   const void *key, size_t klen, int64_t deadline)
+{
+    int slot = REDIRECTS(r) ? rk_key_slot(prefix, plen, key, klen) : 0;
+    rk_node *node = NULL;
+    if (deadline == 0)
+        node = r->topo->node_now(r, slot);
+    else if (r->topo->node_for(r, slot, deadline, &node) != REDKV_OK)
+        node = NULL;
+    return node ? &node->cfg : NULL;
+}
+
+#ifndef REDKV_NO_CLUSTER
+/* A topology with redirections (a cluster) wrapped to count the changes of its map: every
+   redirection (MOVED, or ASK: a migration under way) and every refresh adds one. The
+   wrapper is what r->topo points at; it passes each call on. */
+typedef struct watched_topo {
+    rk_topology topo;         /* first */
+    const rk_topology *inner;
+    unsigned long changes;
+} watched_topo;
+
+static watched_topo *watched(rk_router *r) { return (watched_topo *)r->topo; }
+
+static void watch_count(rk_router *r)
+{
+#ifdef REDKV_NO_THREADS
+    watched(r)->changes++;
+#else
+    __atomic_add_fetch(&watched(r)->changes, 1, __ATOMIC_ACQ_REL);
+#endif
+}
+
+static int watch_node_for(rk_router *r, int slot, int64_t deadline, rk_node **out)
+{
+    return watched(r)->inner->node_for(r, slot, deadline, out);
+}
+
+static rk_node *watch_node_now(rk_router *r, int slot)
+{
+    return watched(r)->inner->node_now(r, slot);
+}
+
+static int watch_redirected(rk_router *r, int slot, const char *addr, size_t len, int moved,
+                            rk_node **out)
+{
+    int rc = watched(r)->inner->redirected(r, slot, addr, len, moved, out);
+    watch_count(r);
+    return rc;
+}
+
+static void watch_refresh(rk_router *r, const rk_node *avoid, int64_t deadline)
+{
+    watched(r)->inner->refresh(r, avoid, deadline);
+    watch_count(r);
+}
+
+static int watch_masters(rk_router *r, int64_t deadline, rk_node ***out)
+{
+    return watched(r)->inner->masters(r, deadline, out);
+}
+
+/* Frees the inner topology's state, then the wrapper, leaving r->topo on the inner one. */
+static void watch_free(rk_router *r)
+{
+    watched_topo *w = watched(r);
+    r->topo = w->inner;
+    r->topo->free(r);
+    resp_free(w);
+}
+
+int rk_route_watch(rk_router *r)
+{
+    if (!r->topo->redirected || r->topo->free == watch_free)
+        return REDKV_OK;              /* no slot map (one server, Sentinel), or watched */
+    watched_topo *w = resp_malloc(sizeof *w);
+    if (!w)
+        return rk_error(REDKV_ENOMEM, "out of memory");
+    memset(w, 0, sizeof *w);
+    w->inner = r->topo;
+    w->topo.node_for = watch_node_for;
+    w->topo.node_now = watch_node_now;
+    w->topo.redirected = watch_redirected;
+    w->topo.refresh = r->topo->refresh ? watch_refresh : NULL;
+    w->topo.masters = watch_masters;
+    w->topo.free = watch_free;
+    r->topo = &w->topo;
+    return REDKV_OK;
+}
+
+unsigned long rk_route_changes(rk_router *r)
+{
+    if (r->topo->free != watch_free)
+        return 0;
+#ifdef REDKV_NO_THREADS
+    return watched(r)->changes;
+#else
+    return __atomic_load_n(&watched(r)->changes, __ATOMIC_ACQUIRE);
+#endif
+}
+#else
+int rk_route_watch(rk_router *r) { return (void)r, REDKV_OK; }
+unsigned long rk_route_changes(rk_router *r) { return (void)r, 0; }
+#endif
+
+#endif /* REDKV_NO_CACHE */

@@ -87,4 +87,19 @@ RK_INTERNAL int rk_key_slot(const void *prefix, size_t plen, const void *key, si
 RK_INTERNAL uint16_t rk_crc16(const void *p, size_t n);
 #endif
 
+/* ==== The client-side cache's view of the topology (issue #16) ==== */
+#ifndef REDKV_NO_CACHE
+/* The configuration of the node that serves the key prefix+key now (its address in memory
+   stays the node's while the router lives), or NULL when none is known. deadline > 0: as a
+   blocking call finds it (reading the slot map or asking the sentinels if need be, within
+   deadline); 0: without I/O, where an asynchronous request would go (event loop's thread). */
+RK_INTERNAL const rk_config *rk_route_node_cfg(rk_router *r, const void *prefix, size_t plen,
+                                               const void *key, size_t klen, int64_t deadline);
+/* Starts counting a cluster's slot map changes (no-op for other topologies): OK or ENOMEM.
+   rk_route_changes: the count so far (redirections followed, maps read anew; 0 without a
+   cluster); it only grows. */
+RK_INTERNAL int rk_route_watch(rk_router *r);
+RK_INTERNAL unsigned long rk_route_changes(rk_router *r);
+#endif
+
 #endif

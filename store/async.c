@@ -1,6 +1,14 @@
 /* async.c - the asynchronous forms and the event-loop driving calls. Requests of one client
  * go through its router, pipelined on each node's asynchronous connection; finished request
- * records are kept for reuse, so a steady stream of requests allocates nothing. */
+ * records are kept for reuse, so a steady stream of requests allocates nothing.
+ *
+ * With the client-side cache, a plain read the cache can answer takes no round trip: its
+ * answer is copied when it is queued (the cache's guarantee holds then) into the client's
+ * list of hits, and its callback runs from redkv_process, after those of every request
+ * queued before it (callbacks keep the order of the requests), before those queued after
+ * it. The list and the values' buffer are reused: a steady stream of hits allocates
+ * nothing. A read queued behind our own asynchronous write of the same key is not
+ * answered from memory: it goes to the server behind the write. */
 #include "fmacros.h"
 
 #include <string.h>
@@ -20,7 +28,26 @@ struct rk_op {
     int held;                 /* in the client's held list: HELD_RESENT or HELD_DONE */
     rk_result res;            /* HELD_DONE: the outcome, its value a copy */
     rk_op *next_held;
+#ifndef REDKV_NO_CACHE
+    uint64_t seq;             /* its place among the client's requests */
+    rk_op *older, *newer;     /* the client's requests in flight (with a cache only) */
+    rk_cache_fill fill;       /* a plain read that fills the cache with its reply */
+#endif
 };
+
+#ifndef REDKV_NO_CACHE
+/* A read answered from memory, waiting for its callback. */
+struct rk_hit {
+    redkv *store;
+    redkv_cb *cb;
+    void *arg;
+    uint64_t seq;
+    int status;
+    int value;                /* a get's: it has a value (when status is OK) */
+    int64_t n;
+    size_t off, vlen;         /* its value in the client's hit_vals */
+};
+#endif
 
 enum { HELD_NO, HELD_RESENT, HELD_DONE };
 
@@ -61,9 +88,189 @@ static int is_write(enum rk_kind kind)
     return kind == OP_SET || kind == OP_DELETE || kind == OP_RENEW_SHA ||
            kind == OP_RENEW_EVAL || kind == OP_INCR_SHA || kind == OP_INCR_EVAL;
 }
-#define KEEPS_KEY(cl, kind) ((kind) == OP_RENEW_SHA || ((cl)->cache && is_write(kind)))
+/* Plain reads the cache may answer, or fill with their reply. */
+static int is_plain_read(enum rk_kind kind) { return kind == OP_GET || kind == OP_EXISTS; }
+/* The key is kept for the cache to forget (writes) or fill (reads). */
+#define KEEPS_KEY(cl, kind) \
+    ((kind) == OP_RENEW_SHA || ((cl)->cache && (is_write(kind) || is_plain_read(kind))))
 #else
 #define KEEPS_KEY(cl, kind) ((kind) == OP_RENEW_SHA)
+#endif
+
+#ifndef REDKV_NO_CACHE
+/* ---- reads answered from memory ------------------------------------------------------------ */
+
+/* Room for one more hit record; 0, or -1 without memory. Records move (they are copied
+   out before their callback runs); values never move while a callback runs. */
+static int hit_room(rk_client *cl)
+{
+    if (cl->nhits < cl->hit_cap)
+        return 0;
+    if (cl->hit_head > 0) {            /* the front is called back: slide the rest down */
+        memmove(cl->hits, cl->hits + cl->hit_head, (cl->nhits - cl->hit_head) * sizeof *cl->hits);
+        cl->nhits -= cl->hit_head;
+        cl->hit_head = 0;
+        return 0;
+    }
+    size_t cap = cl->hit_cap ? cl->hit_cap * 2 : 16;
+    rk_hit *hits = resp_realloc(cl->hits, cap * sizeof *hits);
+    if (!hits)
+        return -1;
+    cl->hits = hits;
+    cl->hit_cap = cap;
+    return 0;
+}
+
+/* Room for vlen more bytes of values: 0, or -1 without memory. While a callback runs, its
+   value is in hit_vals: growing then copies the values into a new buffer and keeps the old
+   one until the callbacks have returned (run_hits frees it). */
+static int hit_grow(rk_client *cl, size_t vlen)
+{
+    resp_buf *b = &cl->hit_vals;
+    if (!cl->running_hits)
+        return resp_buf_reserve(b, vlen ? vlen : 1);
+    size_t cap = 2 * (b->cap + vlen);
+    char *data = cl->nold < HIT_OLD_MAX ? resp_malloc(cap) : NULL;
+    if (!data)
+        return -1;
+    if (b->len)
+        memcpy(data, b->data, b->len);
+    cl->hit_old[cl->nold++] = b->data;
+    b->data = data;
+    b->cap = cap;
+    return 0;
+}
+
+/* The cache's take: copies a hit's value to the end of hit_vals (under the cache's lock). */
+static int hit_take(void *ctx, const char *val, size_t vlen)
+{
+    rk_client *cl = ctx;
+    resp_buf *b = &cl->hit_vals;
+    if ((!b->data || b->cap - b->len < vlen) && hit_grow(cl, vlen))
+        return REDKV_ENOMEM;           /* the read goes to the server */
+    if (vlen)
+        memcpy(b->data + b->len, val, vlen);
+    b->len += vlen;
+    return REDKV_OK;
+}
+
+/* A plain read answered from memory: its hit is recorded for redkv_process. 1 when it was,
+   else 0 and *fill says how the read that goes to the server fills the cache. */
+static int read_cached(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg,
+                       rk_cache_fill *fill)
+{
+    rk_client *cl = s->cl;
+    memset(fill, 0, sizeof *fill);
+    if (hit_room(cl) < 0)
+        return 0;
+    rk_hit *h = &cl->hits[cl->nhits];
+    h->off = cl->hit_vals.len;
+    if (!rk_cache_read_async(s, kind == OP_EXISTS, a->key, a->klen, hit_take, cl, &h->status,
+                             &h->n, fill))
+        return 0;
+    h->vlen = cl->hit_vals.len - h->off;
+    h->value = kind == OP_GET;
+    h->store = s;
+    h->cb = cb;
+    h->arg = arg;
+    h->seq = cl->seq++;
+    cl->nhits++;
+    rk_ref_add(&s->refs, 1);
+    cl->pending++;
+    return 1;
+}
+
+/* No callback runs: the buffers left by hit_grow go, and the hits still waiting move to
+   the front of the list and their values to the front of hit_vals, so that a stream of
+   hits that never empties the list reuses the same memory. */
+static void hits_compact(rk_client *cl)
+{
+    while (cl->nold)
+        resp_free(cl->hit_old[--cl->nold]);
+    if (cl->hit_head == 0)
+        return;
+    size_t n = cl->nhits - cl->hit_head;
+    size_t base = n ? cl->hits[cl->hit_head].off : cl->hit_vals.len;
+    memmove(cl->hits, cl->hits + cl->hit_head, n * sizeof *cl->hits);
+    for (size_t i = 0; i < n; i++)
+        cl->hits[i].off -= base;
+    if (cl->hit_vals.len > base)
+        memmove(cl->hit_vals.data, cl->hit_vals.data + base, cl->hit_vals.len - base);
+    cl->hit_vals.len -= base;
+    cl->hit_head = 0;
+    cl->nhits = n;
+}
+
+/* Calls back, in order, the hits queued before request number before, and before this call
+   (a callback that queues a hit each time must not keep redkv_process from returning: those
+   wait for the next call). When the client shuts down they get ECONN, as every request
+   left then does. */
+static void run_hits(rk_client *cl, uint64_t before)
+{
+    int nested = cl->running_hits;
+    cl->running_hits = 1;
+    if (before > cl->seq)
+        before = cl->seq;
+    while (cl->hit_head < cl->nhits && cl->hits[cl->hit_head].seq < before) {
+        rk_hit h = cl->hits[cl->hit_head++];     /* a copy: a callback may add hits */
+        int status = cl->closing ? REDKV_ECONN : h.status;
+        const char *val = status == REDKV_OK && h.value ? cl->hit_vals.data + h.off : NULL;
+        cl->pending--;
+        if (h.cb)
+            h.cb(h.store, status, val, val ? h.vlen : 0, status == REDKV_ECONN ? 0 : h.n, h.arg);
+        rk_store_release(h.store);
+    }
+    cl->running_hits = nested;
+    if (!nested)
+        hits_compact(cl);
+}
+
+/* The number of the oldest request in flight, or UINT64_MAX when none is. */
+static uint64_t oldest_in_flight(const rk_client *cl)
+{
+    return cl->first ? cl->first->seq : UINT64_MAX;
+}
+
+#define MIN_SEQ(a, b) ((a) < (b) ? (a) : (b))
+
+/* A hit can be called back now: nothing queued before it is still waiting. */
+static int hit_ready(const rk_client *cl)
+{
+    return cl->hit_head < cl->nhits && cl->hits[cl->hit_head].seq < oldest_in_flight(cl);
+}
+
+static void link_op(rk_client *cl, rk_op *op)
+{
+    op->seq = cl->seq++;
+    op->newer = NULL;
+    op->older = cl->last;
+    if (cl->last)
+        cl->last->newer = op;
+    else
+        cl->first = op;
+    cl->last = op;
+}
+
+static void unlink_op(rk_client *cl, rk_op *op)
+{
+    if (op->older)
+        op->older->newer = op->newer;
+    else
+        cl->first = op->newer;
+    if (op->newer)
+        op->newer->older = op->older;
+    else
+        cl->last = op->older;
+}
+
+void rk_async_close_hits(rk_client *cl)
+{
+    run_hits(cl, UINT64_MAX);          /* and frees the old buffers */
+    resp_free(cl->hits);
+    resp_buf_free(&cl->hit_vals);
+    cl->hits = NULL;
+    cl->hit_cap = 0;
+}
 #endif
 
 /* Calls the owner back with res and lets go of op. */
@@ -72,13 +279,22 @@ static void call_back(rk_op *op, const rk_result *res)
     redkv *s = op->store;
     rk_client *cl = s->cl;
 #ifndef REDKV_NO_CACHE
-    /* Our own writes, the renewals included, are not read back from memory. */
-    if (cl->cache && is_write(op->kind))
-        rk_cache_forget(s, op->key.data, op->key.len);
+    uint64_t seq = UINT64_MAX;
+    if (cl->cache) {
+        unlink_op(cl, op);
+        seq = op->seq;
+        /* Our own writes, the renewals included, are not read back from memory. */
+        if (is_write(op->kind))
+            rk_cache_write_end(s, op->key.data, op->key.len);
+    }
 #endif
     redkv_cb *cb = op->cb;
     void *arg = op->arg;
     recycle(cl, op);                   /* first: the callback may queue anew */
+#ifndef REDKV_NO_CACHE
+    if (cl->cache)
+        run_hits(cl, seq);             /* the hits queued before op are called back first */
+#endif
     cl->pending--;
     if (cb)
         cb(s, res->status, res->val, res->vlen, res->n, arg);
@@ -144,7 +360,13 @@ static void op_done(rk_req *req, int status, const resp_reply *reply)
     rk_op *op = (rk_op *)req;
     rk_client *cl = op->store->cl;
     rk_result res;
-    rk_interpret(op->kind, status, reply, &res);
+#ifndef REDKV_NO_CACHE
+    if (op->fill.ticket)               /* the cache's read: its reply fills the cache */
+        rk_cache_read_reply(op->store, op->kind == OP_EXISTS, op->key.data, op->key.len,
+                            &op->fill, status, reply, &res);
+    else
+#endif
+        rk_interpret(op->kind, status, reply, &res);
     if (op->kind == OP_EXISTS && res.status == REDKV_OK)
         res.n = res.n > 0;
     if (res.noscript && resend_with_text(op) == REDKV_OK) {
@@ -167,15 +389,27 @@ static void op_done(rk_req *req, int status, const resp_reply *reply)
 /* Gives op (filled) to the router for the command of kind op->kind on a. */
 static int send_op(rk_op *op, const rk_args *a)
 {
+    op->areq.done = op_done;
+#ifndef REDKV_NO_CACHE
+    if (op->fill.ticket) {             /* the read script (value and expiry), or PTTL */
+        rk_cache_cmd cc;
+        rk_cache_read_cmd(&cc, op->store, op->kind == OP_EXISTS, a->key, a->klen);
+        return rk_route_queue(op->store->cl->router, &cc.oc.cmd, &op->areq);
+    }
+#endif
     rk_op_cmd oc;
     rk_op_cmd_init(&oc, op->store, op->kind, a);
-    op->areq.done = op_done;
     return rk_route_queue(op->store->cl->router, &oc.cmd, &op->areq);
 }
 
 static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg)
 {
     rk_client *cl = s->cl;
+#ifndef REDKV_NO_CACHE
+    rk_cache_fill fill = {0, NULL, 0};
+    if (cl->cache && is_plain_read(kind) && read_cached(s, kind, a, cb, arg, &fill))
+        return REDKV_OK;               /* answered from memory: called back from process */
+#endif
     rk_op *op = take_op(cl);
     if (!op)
         return REDKV_ENOMEM;
@@ -188,6 +422,9 @@ static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, vo
     op->held = HELD_NO;
     op->key.len = 0;
     op->ms = a->ms;
+#ifndef REDKV_NO_CACHE
+    op->fill = fill;
+#endif
     int rc = REDKV_OK;
     /* the key is kept to send a renewal again after NOSCRIPT, and for the cache to forget */
     if (KEEPS_KEY(cl, kind) && resp_buf_reserve(&op->key, a->klen ? a->klen : 1))
@@ -202,6 +439,13 @@ static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, vo
     }
     rk_ref_add(&s->refs, 1);
     cl->pending++;
+#ifndef REDKV_NO_CACHE
+    if (cl->cache) {
+        link_op(cl, op);
+        if (is_write(kind))            /* later reads of the key wait for it */
+            rk_cache_write_begin(s, a->key, a->klen);
+    }
+#endif
     return REDKV_OK;
 }
 
@@ -261,7 +505,17 @@ static int usable(const redkv *s) { return s && !s->closed; }
 /* On a cluster: an epoll descriptor, readable when any node's connection is ready. */
 int redkv_fd(redkv *s) { return usable(s) ? rk_router_fd(s->cl->router) : -1; }
 int redkv_events(redkv *s) { return usable(s) ? rk_router_events(s->cl->router) : 0; }
-int redkv_timeout_ms(redkv *s) { return usable(s) ? rk_router_timeout_ms(s->cl->router) : -1; }
+/* 0 while a hit waits for its callback: the loop calls redkv_process at once. */
+int redkv_timeout_ms(redkv *s)
+{
+    if (!usable(s))
+        return -1;
+#ifndef REDKV_NO_CACHE
+    if (hit_ready(s->cl))
+        return 0;
+#endif
+    return rk_router_timeout_ms(s->cl->router);
+}
 int redkv_pending(redkv *s) { return usable(s) ? s->cl->pending : 0; }
 
 int redkv_process(redkv *s, int events)
@@ -272,7 +526,15 @@ int redkv_process(redkv *s, int events)
     if (cl->in_process)
         return rk_error(REDKV_EINVAL, "redkv_process called from inside a callback");
     cl->in_process = 1;
+#ifndef REDKV_NO_CACHE
+    /* Hits queued by this call's callbacks wait for the next call (timeout 0 says so). */
+    uint64_t queued = cl->seq;
+    run_hits(cl, MIN_SEQ(oldest_in_flight(cl), queued));  /* before any reply: queued before */
+#endif
     int rc = rk_router_process(cl->router, events);
+#ifndef REDKV_NO_CACHE
+    run_hits(cl, MIN_SEQ(oldest_in_flight(cl), queued));  /* behind a request just answered */
+#endif
     rk_client_finish_process(cl);      /* may shut the client down: cl is not used after */
     return rc;
 }

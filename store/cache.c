@@ -1,14 +1,21 @@
-/* cache.c - the client-side cache: plain reads (get without renewal, exists) answered from
- * memory, kept current by the server's invalidations (net/track.c: one RESP3 connection
- * per client, CLIENT TRACKING on BCAST over the client's key prefix).
+/* cache.c - the client-side cache: plain reads (get without renewal, exists), blocking or
+ * asynchronous, answered from memory, kept current by the servers' invalidations (net/track.c:
+ * one RESP3 connection per node that serves our keys, CLIENT TRACKING on BCAST over the
+ * client's key prefix).
  *
  * The guarantee: a hit never returns a value whose invalidation has reached our socket.
- * Every hit first reads in what the tracking socket holds (one non-blocking recv), under
- * the cache's lock. A fill races with invalidations: a read that misses leaves a
- * placeholder with a ticket before its command goes out, an invalidation of the key (or a
- * flush) removes the placeholder, and the reply fills only the placeholder it left. So a
- * value read before a write that another thread's hit has already seen invalidated is
- * never kept. Tracking lost (or not on yet): nothing is served, everything is forgotten.
+ * Every hit first reads in what the tracking socket of the key's node holds (one
+ * non-blocking recv), under the cache's lock. A fill races with invalidations: a read that
+ * misses leaves a placeholder with a ticket before its command goes out, an invalidation of
+ * the key (or a flush) removes the placeholder, and the reply fills only the placeholder it
+ * left. So a value read before a write that another thread's hit has already seen
+ * invalidated is never kept. Tracking lost or on anew on any node: everything is forgotten;
+ * on a node whose tracking is not on, nothing is served or filled.
+ *
+ * Where a key lives may change (a failover, a slot moved): each entry remembers the node
+ * (its tracker) it was learnt under, and a read that finds the key served by another node
+ * now, or a cluster's slot map changed (the router counts redirections and refreshes),
+ * empties the cache: the new node's invalidations were never ours to see.
  *
  * Entries: a value (with the key's expiry as the server told it), a known absence, or
  * "exists" with an expiry; least recently used first out, within cache_bytes. */
@@ -30,6 +37,9 @@
 #endif
 
 #define CACHE_MIN_BUCKETS 64
+/* Asynchronous writes in flight, counted by key hash (a key shares its slot with others:
+   a read of those goes to the server meanwhile, never wrong). */
+#define CACHE_WRITE_SLOTS 256
 
 /* Reads a key and its expiry in one round trip; a missing key reads as nil. */
 static const char CACHE_READ_SCRIPT[] =
@@ -48,6 +58,7 @@ typedef struct cache_entry {
     cache_link link;                    /* first: a link is its entry */
     struct cache_entry *hnext;          /* the bucket's chain */
     uint64_t hash, ticket;              /* ticket: the fill a placeholder waits for */
+    const rk_tracker *trk;              /* the tracking of the node it was learnt from */
     int64_t expire_at;                  /* ms, monotonic; 0: the key had no expiry */
     size_t klen, vlen;
     enum cache_kind kind;
@@ -58,13 +69,16 @@ struct rk_cache {
 #ifndef REDKV_NO_THREADS
     pthread_mutex_t lock;
 #endif
-    rk_tracker *tracker;
+    rk_tracking *trackers;              /* one per node (track.c), used under the lock */
+    rk_router *router;                  /* asked which node serves a key */
+    unsigned long changes;              /* the router's slot map changes when last looked */
     int wait_ms;                        /* a blocking read waits this long for tracking */
     cache_entry **buckets;
     size_t nbuckets, count, used, limit;
     cache_link lru;                     /* lru.newer: the oldest; lru.older: the newest */
     uint64_t tickets;
     struct redkv_cache_stats st;
+    uint32_t writing[CACHE_WRITE_SLOTS];   /* the event loop's thread only: no lock */
 };
 
 /* ---- the table ------------------------------------------------------------------------- */
@@ -230,9 +244,9 @@ static void cache_on_push(void *arg, const resp_reply *push)
 int rk_cache_new(rk_client *cl, size_t bytes, const char *prefix, rk_cache **out)
 {
     *out = NULL;
-    if (cl->cfg.cluster)
-        return rk_error(REDKV_ECONFIG, "the client-side cache does not work with Redis Cluster "
-                        "yet (cache_bytes must be 0)");
+    int rc = rk_route_watch(cl->router);     /* a cluster's map changes empty the cache */
+    if (rc != REDKV_OK)
+        return rc;
     rk_cache *c = resp_malloc(sizeof *c);
     cache_entry **b = resp_malloc(CACHE_MIN_BUCKETS * sizeof *b);
     if (!c || !b) {
@@ -248,8 +262,8 @@ int rk_cache_new(rk_client *cl, size_t bytes, const char *prefix, rk_cache **out
     c->limit = bytes;
     c->lru.newer = c->lru.older = &c->lru;
     c->wait_ms = cl->cfg.connect_timeout_ms + cl->cfg.command_timeout_ms;
-    int rc = rk_tracker_new(&cl->cfg, prefix, strlen(prefix), cache_on_push, c, &c->tracker);
-    if (rc != REDKV_OK) {
+    c->router = cl->router;
+    if ((rc = rk_tracking_new(prefix, strlen(prefix), cache_on_push, c, &c->trackers)) != REDKV_OK) {
         resp_free(b);
         resp_free(c);
         return rc;
@@ -265,7 +279,7 @@ void rk_cache_free(rk_cache *c)
 {
     if (!c)
         return;
-    rk_tracker_free(c->tracker);
+    rk_tracking_free(c->trackers);
     while (c->lru.newer != &c->lru)
         cache_remove(c, OLDEST(c));
     resp_free(c->buckets);
@@ -277,21 +291,42 @@ void rk_cache_free(rk_cache *c)
 
 /* ---- lookups and fills ------------------------------------------------------------------ */
 
-/* Under the lock: the live entry for s's key after every invalidation received, or NULL
-   with *ticket set for the fill (0: tracking is not on, do not fill). want_value: an entry
-   that knows only that the key exists does not answer. */
-static cache_entry *cache_lookup(rk_cache *c, const redkv *s, const void *key, size_t klen,
-                                 int wait_ms, int want_value, uint64_t *ticket)
+/* Under the lock: a cluster whose slot map changed since the last look may serve a key
+   from a node whose invalidations we never saw: forget everything. */
+static void cache_see_changes(rk_cache *c)
 {
-    *ticket = 0;
-    int on = rk_tracker_poll(c->tracker, wait_ms);
+    unsigned long now = rk_route_changes(c->router);
+    if (now == c->changes)
+        return;
+    c->changes = now;
+    if (c->lru.newer != &c->lru)
+        cache_clear(c);
+}
+
+/* Under the lock: node serves the key now. Takes in its invalidations, then returns the
+   live entry for s's key, or NULL with fill's ticket and tracker set for the fill (ticket
+   0: tracking is not on there, do not fill). want_value: an entry that knows only that
+   the key exists does not answer. */
+static cache_entry *cache_lookup(rk_cache *c, const redkv *s, const void *key, size_t klen,
+                                 const rk_config *node, int wait_ms, int want_value,
+                                 rk_cache_fill *fill)
+{
+    fill->ticket = 0;
+    fill->trk = NULL;
+    rk_tracker *t = node ? rk_tracking_for(c->trackers, node, 1) : NULL;
+    int on = t ? rk_tracker_poll(t, wait_ms) : 0;
     c->st.tracking = on < 0 ? -1 : on;
+    cache_see_changes(c);
     if (on != 1) {
         c->st.misses++;
         return NULL;
     }
     uint64_t h = cache_hash(s->prefix, s->prefix_len, key, klen);
     cache_entry *e = cache_find(c, h, s, key, klen);
+    if (e && e->trk != t) {
+        cache_clear(c);                /* another node serves it now (failover, resharding) */
+        e = NULL;
+    }
     if (e && e->expire_at && rk_now_ms() >= e->expire_at) {
         cache_remove(c, e);            /* expired on the server by now */
         e = NULL;
@@ -306,30 +341,33 @@ static cache_entry *cache_lookup(rk_cache *c, const redkv *s, const void *key, s
     if (e)
         cache_remove(c, e);
     e = cache_insert(c, h, s, key, klen, NULL, 0);
-    if (e)
-        *ticket = e->ticket = ++c->tickets;
+    if (e) {
+        e->trk = fill->trk = t;
+        fill->ticket = e->ticket = ++c->tickets;
+    }
     return NULL;
 }
 
-/* Replaces the placeholder left by ticket, if it is still there, with what the server
-   said: kind, the value, and the expiry (pttl ms from sent, when the command went out;
-   < 0 none). */
+/* Replaces the placeholder left by f's ticket, if it is still there, with what the server
+   said: kind, the value, and the expiry (pttl ms from f->sent; < 0 none). */
 static void cache_fill(rk_cache *c, const redkv *s, const void *key, size_t klen,
-                       uint64_t ticket, enum cache_kind kind, const void *val, size_t vlen,
-                       int64_t sent, int64_t pttl)
+                       const rk_cache_fill *f, enum cache_kind kind, const void *val,
+                       size_t vlen, int64_t pttl)
 {
-    if (!ticket || (pttl >= 0 && pttl <= 2))
+    if (!f->ticket || (pttl >= 0 && pttl <= 2))
         return;
     CACHE_LOCK(c);
+    cache_see_changes(c);
     uint64_t h = cache_hash(s->prefix, s->prefix_len, key, klen);
     cache_entry *e = cache_find(c, h, s, key, klen);
-    if (e && e->kind == CE_PENDING && e->ticket == ticket) {
+    if (e && e->kind == CE_PENDING && e->ticket == f->ticket) {
         cache_remove(c, e);
         if ((e = cache_insert(c, h, s, key, klen, val, vlen)) != NULL) {
             e->kind = kind;
+            e->trk = f->trk;
             /* The server counted pttl from when it ran the command, after sent: ending a
                millisecond early covers the clocks' rounding. */
-            e->expire_at = pttl >= 0 ? sent + pttl - 1 : 0;
+            e->expire_at = pttl >= 0 ? f->sent + pttl - 1 : 0;
         }
     }
     CACHE_UNLOCK(c);
@@ -371,6 +409,68 @@ int redkv_cache_stats(redkv *s, struct redkv_cache_stats *out)
     return REDKV_OK;
 }
 
+/* ---- the reads' commands and replies ------------------------------------------------------ */
+
+static int cache_encode_read(resp_buf *out, const void *arg)
+{
+    const rk_cache_cmd *cc = arg;
+    const redkv *s = cc->s;
+    return resp_encode_header(out, 4) | resp_encode_arg(out, "EVAL", 4) |
+           resp_encode_arg(out, CACHE_READ_SCRIPT, sizeof CACHE_READ_SCRIPT - 1) |
+           resp_encode_arg(out, "1", 1) |
+           resp_encode_arg2(out, s->prefix, s->prefix_len, cc->a.key, cc->a.klen);
+}
+
+void rk_cache_read_cmd(rk_cache_cmd *cc, const redkv *s, int exists, const void *key,
+                       size_t klen)
+{
+    memset(&cc->a, 0, sizeof cc->a);
+    cc->a.key = key;
+    cc->a.klen = klen;
+    cc->s = s;
+    rk_op_cmd_init(&cc->oc, s, OP_PTTL, &cc->a);
+    if (!exists) {
+        cc->oc.cmd.encode = cache_encode_read;
+        cc->oc.cmd.arg = cc;
+    }
+}
+
+/* PTTL's answer, for exists: -2 none, -1 no expiry, else the milliseconds left. */
+static void cache_exists_reply(redkv *s, const void *key, size_t klen, const rk_cache_fill *f,
+                               int status, const resp_reply *r, rk_result *res)
+{
+    rk_interpret(OP_PTTL, status, r, res);
+    if (res->status != REDKV_OK && res->status != REDKV_PERSISTENT && res->status != REDKV_MISSING)
+        return;
+    int64_t pttl = res->status == REDKV_OK ? res->n : -1;
+    res->n = res->status != REDKV_MISSING;
+    cache_fill(s->cl->cache, s, key, klen, f, res->n ? CE_PRESENT : CE_MISSING, NULL, 0, pttl);
+    res->status = REDKV_OK;
+}
+
+void rk_cache_read_reply(redkv *s, int exists, const void *key, size_t klen,
+                         const rk_cache_fill *f, int status, const resp_reply *r, rk_result *res)
+{
+    memset(res, 0, sizeof *res);
+    if (exists) {
+        cache_exists_reply(s, key, klen, f, status, r, res);
+    } else if (status != REDKV_OK || r->type == RESP_ERROR) {
+        rk_interpret(OP_GET, status, r, res);
+    } else if (r->type == RESP_NIL) {       /* the read script's answer: nil, or [value, pttl] */
+        cache_fill(s->cl->cache, s, key, klen, f, CE_MISSING, NULL, 0, -1);
+        res->status = REDKV_MISSING;
+    } else if (r->type == RESP_ARRAY && r->len == 2 && resp_element(r, 0)->type == RESP_BULK &&
+               resp_element(r, 1)->type == RESP_INTEGER) {
+        const resp_reply *v = resp_element(r, 0);
+        cache_fill(s->cl->cache, s, key, klen, f, CE_VALUE, v->str, v->len,
+                   resp_element(r, 1)->integer);
+        res->val = v->str;
+        res->vlen = v->len;
+    } else {
+        res->status = rk_error(REDKV_ESERVER, "unexpected reply to a read");
+    }
+}
+
 /* ---- the blocking reads ------------------------------------------------------------------ */
 
 typedef struct cache_call {
@@ -378,108 +478,121 @@ typedef struct cache_call {
     redkv *s;
     const void *key;
     size_t klen;
-    uint64_t ticket;
-    int64_t sent;
+    int exists;
+    rk_cache_fill fill;
     rk_take_fn *take;
     void *ctx;
     int status;
     int64_t n;
 } cache_call;
 
-static int cache_encode_read(resp_buf *out, const void *arg)
-{
-    const cache_call *call = arg;
-    const redkv *s = call->s;
-    return resp_encode_header(out, 4) | resp_encode_arg(out, "EVAL", 4) |
-           resp_encode_arg(out, CACHE_READ_SCRIPT, sizeof CACHE_READ_SCRIPT - 1) |
-           resp_encode_arg(out, "1", 1) |
-           resp_encode_arg2(out, s->prefix, s->prefix_len, call->key, call->klen);
-}
-
-/* The read script's answer: nil, or [value, pttl]. */
-static void cache_read_done(rk_req *req, int status, const resp_reply *r)
-{
-    cache_call *call = (cache_call *)req;
-    rk_cache *c = call->s->cl->cache;
-    if (status != REDKV_OK || r->type == RESP_ERROR) {
-        rk_result res;
-        rk_interpret(OP_GET, status, r, &res);
-        call->status = res.status;
-    } else if (r->type == RESP_NIL) {
-        cache_fill(c, call->s, call->key, call->klen, call->ticket, CE_MISSING, NULL, 0,
-                   call->sent, -1);
-        call->status = REDKV_MISSING;
-    } else if (r->type == RESP_ARRAY && r->len == 2 && resp_element(r, 0)->type == RESP_BULK &&
-               resp_element(r, 1)->type == RESP_INTEGER) {
-        const resp_reply *v = resp_element(r, 0);
-        cache_fill(c, call->s, call->key, call->klen, call->ticket, CE_VALUE, v->str, v->len,
-                   call->sent, resp_element(r, 1)->integer);
-        call->status = call->take(call->ctx, v->str, v->len);
-    } else {
-        call->status = rk_error(REDKV_ESERVER, "unexpected reply to a read");
-    }
-}
-
-/* PTTL's answer, for exists: -2 none, -1 no expiry, else the milliseconds left. */
-static void cache_exists_done(rk_req *req, int status, const resp_reply *r)
+static void cache_call_done(rk_req *req, int status, const resp_reply *r)
 {
     cache_call *call = (cache_call *)req;
     rk_result res;
-    rk_interpret(OP_PTTL, status, r, &res);
-    call->status = res.status;
-    if (res.status != REDKV_OK && res.status != REDKV_PERSISTENT && res.status != REDKV_MISSING)
-        return;
-    call->n = res.status != REDKV_MISSING;
-    cache_fill(call->s->cl->cache, call->s, call->key, call->klen, call->ticket,
-               call->n ? CE_PRESENT : CE_MISSING, NULL, 0, call->sent,
-               res.status == REDKV_OK ? res.n : -1);
-    call->status = REDKV_OK;
+    rk_cache_read_reply(call->s, call->exists, call->key, call->klen, &call->fill, status, r, &res);
+    call->n = res.n;
+    call->status = res.status == REDKV_OK && !call->exists ? call->take(call->ctx, res.val, res.vlen)
+                                                         : res.status;
 }
 
 /* Sends call's command (the read script, or PTTL for exists) for a miss. */
-static int cache_send(redkv *s, cache_call *call, int exists)
+static int cache_send(redkv *s, cache_call *call)
 {
-    rk_args a = {call->key, NULL, call->klen, 0, 0, 0};
-    rk_op_cmd oc;
-    rk_op_cmd_init(&oc, s, OP_PTTL, &a);
-    if (!exists) {
-        oc.cmd.encode = cache_encode_read;
-        oc.cmd.arg = call;
-    }
-    call->req.done = exists ? cache_exists_done : cache_read_done;
-    call->sent = rk_now_ms();
+    rk_cache_cmd cc;
+    rk_cache_read_cmd(&cc, s, call->exists, call->key, call->klen);
+    call->req.done = cache_call_done;
+    call->fill.sent = rk_now_ms();
     int64_t deadline = rk_call_deadline(s->cl);
-    rk_route_call(s->cl->router, &oc.cmd, &call->req, &deadline);
+    rk_route_call(s->cl->router, &cc.oc.cmd, &call->req, &deadline);
     return call->status;
+}
+
+/* The node that serves s's key now, as a blocking call finds it. */
+static const rk_config *cache_node(redkv *s, const void *key, size_t klen, int64_t deadline)
+{
+    return rk_route_node_cfg(s->cl->router, s->prefix, s->prefix_len, key, klen, deadline);
 }
 
 int rk_cache_get(redkv *s, const void *key, size_t klen, rk_take_fn *take, void *ctx)
 {
     rk_cache *c = s->cl->cache;
     cache_call call = {.s = s, .key = key, .klen = klen, .take = take, .ctx = ctx};
+    const rk_config *node = cache_node(s, key, klen, rk_call_deadline(s->cl));
     CACHE_LOCK(c);
-    cache_entry *e = cache_lookup(c, s, key, klen, c->wait_ms, 1, &call.ticket);
+    cache_entry *e = cache_lookup(c, s, key, klen, node, c->wait_ms, 1, &call.fill);
     if (e) {
         int rc = e->kind == CE_MISSING ? REDKV_MISSING : take(ctx, e->data + e->klen, e->vlen);
         CACHE_UNLOCK(c);
         return rc;
     }
     CACHE_UNLOCK(c);
-    return cache_send(s, &call, 0);
+    return cache_send(s, &call);
 }
 
 int rk_cache_exists(redkv *s, const void *key, size_t klen)
 {
     rk_cache *c = s->cl->cache;
-    cache_call call = {.s = s, .key = key, .klen = klen};
+    cache_call call = {.s = s, .key = key, .klen = klen, .exists = 1};
+    const rk_config *node = cache_node(s, key, klen, rk_call_deadline(s->cl));
     CACHE_LOCK(c);
-    cache_entry *e = cache_lookup(c, s, key, klen, c->wait_ms, 0, &call.ticket);
+    cache_entry *e = cache_lookup(c, s, key, klen, node, c->wait_ms, 0, &call.fill);
     int found = e ? e->kind != CE_MISSING : -1;
     CACHE_UNLOCK(c);
     if (found >= 0)
         return found;
-    int rc = cache_send(s, &call, 1);
+    int rc = cache_send(s, &call);
     return rc ? rc : (int)call.n;
+}
+
+/* ---- the asynchronous reads (the event loop's thread) --------------------------------------- */
+
+static uint32_t *cache_writing(rk_cache *c, const redkv *s, const void *key, size_t klen)
+{
+    uint64_t h = cache_hash(s->prefix, s->prefix_len, key, klen);
+    return &c->writing[h & (CACHE_WRITE_SLOTS - 1)];
+}
+
+void rk_cache_write_begin(redkv *s, const void *key, size_t klen)
+{
+    (*cache_writing(s->cl->cache, s, key, klen))++;
+}
+
+void rk_cache_write_end(redkv *s, const void *key, size_t klen)
+{
+    uint32_t *n = cache_writing(s->cl->cache, s, key, klen);
+    if (*n)
+        (*n)--;
+    rk_cache_forget(s, key, klen);     /* read our own writes */
+}
+
+int rk_cache_read_async(redkv *s, int exists, const void *key, size_t klen, rk_take_fn *take,
+                        void *ctx, int *status, int64_t *n, rk_cache_fill *fill)
+{
+    rk_cache *c = s->cl->cache;
+    memset(fill, 0, sizeof *fill);
+    int writing = *cache_writing(c, s, key, klen) != 0;
+    /* no I/O: where the request would go; a blocking read's wait is not the loop's */
+    const rk_config *node = writing ? NULL : cache_node(s, key, klen, 0);
+    CACHE_LOCK(c);
+    cache_entry *e = NULL;
+    if (writing)                       /* behind our own write: the server answers */
+        c->st.misses++;
+    else
+        e = cache_lookup(c, s, key, klen, node, 0, !exists, fill);
+    if (e) {
+        *n = exists ? e->kind != CE_MISSING : 0;
+        *status = exists ? REDKV_OK : e->kind == CE_MISSING ? REDKV_MISSING
+                                                            : take(ctx, e->data + e->klen, e->vlen);
+        if (*status != REDKV_OK && *status != REDKV_MISSING) {
+            c->st.hits--;              /* no room to keep the value: the server answers */
+            c->st.misses++;
+            e = NULL;
+        }
+    }
+    CACHE_UNLOCK(c);
+    fill->sent = rk_now_ms();
+    return e != NULL;
 }
 
 #else   /* REDKV_NO_CACHE: the counters stay, always zero */

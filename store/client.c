@@ -63,12 +63,15 @@ static int new_store(rk_client *cl, const char *ns, redkv **out)
     return REDKV_OK;
 }
 
+/* The router first: the callbacks of the requests it fails may still reach the cache (our
+   writes forget their key); then the hits left, then the cache. */
 static void free_client(rk_client *cl)
 {
+    rk_router_free(cl->router);
 #ifndef REDKV_NO_CACHE
+    rk_async_close_hits(cl);
     rk_cache_free(cl->cache);
 #endif
-    rk_router_free(cl->router);
     rk_async_free_ops(cl);
     rk_config_free(&cl->cfg);
     resp_free(cl);
@@ -222,6 +225,7 @@ void rk_store_release(redkv *s)
 static void shut_down(rk_client *cl)
 {
     cl->in_process = 1;
+    cl->closing = 1;
     free_client(cl);
 }
 

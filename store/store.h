@@ -10,6 +10,7 @@
 
 typedef struct rk_op rk_op;
 typedef struct rk_cache rk_cache;
+typedef struct rk_hit rk_hit;
 
 typedef struct rk_client {
     rk_config cfg;
@@ -24,6 +25,20 @@ typedef struct rk_client {
     void (*progress)(uint64_t deleted, void *arg);
     void *progress_arg;
     rk_cache *cache;          /* NULL: no client-side cache (cache.c) */
+#ifndef REDKV_NO_CACHE
+    /* Asynchronous reads answered from the cache wait here for redkv_process, behind the
+       requests queued before them (async.c): those in flight are listed in queue order. */
+    rk_op *first, *last;      /* in flight, oldest first (with a cache only) */
+    uint64_t seq;             /* the number of the next request queued */
+    rk_hit *hits;             /* answered from memory, not yet called back: [hit_head, nhits) */
+    size_t hit_head, nhits, hit_cap;
+    resp_buf hit_vals;        /* their values */
+    int running_hits;         /* a hit's callback runs: hit_vals must not move */
+#define HIT_OLD_MAX 8
+    char *hit_old[HIT_OLD_MAX];   /* values' buffers outgrown while a callback ran */
+    int nold;
+#endif
+    int closing;              /* the client shuts down: callbacks get ECONN */
 } rk_client;
 
 struct redkv {
@@ -87,6 +102,10 @@ RK_INTERNAL int rk_run_op(redkv *s, enum rk_kind kind, const rk_args *a, int64_t
 
 /* async.c */
 RK_INTERNAL void rk_async_free_ops(rk_client *cl);
+#ifndef REDKV_NO_CACHE
+/* The client shuts down: calls back every hit left (with ECONN), frees their list. */
+RK_INTERNAL void rk_async_close_hits(rk_client *cl);
+#endif
 /* Queues one operation (a is copied into the command at once); 0, or EINVAL/ENOMEM. */
 RK_INTERNAL int rk_queue_op(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, void *arg);
 
@@ -97,7 +116,7 @@ RK_INTERNAL int rk_queue_op(redkv *s, enum rk_kind kind, const rk_args *a, redkv
    returns the read's status (OK, or ENOMEM / ETOOBIG from copying it out). */
 typedef int rk_take_fn(void *ctx, const char *val, size_t vlen);
 /* A cache of bytes for cl's keys, which all begin with prefix ("" for every key); tracking
-   starts with the first read. OK, ECONFIG (a cluster), ENOMEM. */
+   starts with the first read of each node's keys. OK, ENOMEM. */
 RK_INTERNAL int rk_cache_new(rk_client *cl, size_t bytes, const char *prefix, rk_cache **out);
 RK_INTERNAL void rk_cache_free(rk_cache *c);
 /* A plain get: OK (take has run), MISSING, or an error; from memory when it can. */
@@ -106,6 +125,38 @@ RK_INTERNAL int rk_cache_exists(redkv *s, const void *key, size_t klen);   /* 1,
 /* Our own writes: forget the key (after set or delete), or everything (delete_all). */
 RK_INTERNAL void rk_cache_forget(redkv *s, const void *key, size_t klen);
 RK_INTERNAL void rk_cache_forget_all(rk_client *cl);
+
+/* The asynchronous reads (event loop's thread only). An asynchronous write of a key is
+   announced when queued and ended when called back (the key is then forgotten): reads of
+   that key queued meanwhile are not answered from memory. */
+RK_INTERNAL void rk_cache_write_begin(redkv *s, const void *key, size_t klen);
+RK_INTERNAL void rk_cache_write_end(redkv *s, const void *key, size_t klen);
+/* What an asynchronous miss needs to fill the cache with its reply. */
+typedef struct rk_cache_fill {
+    uint64_t ticket;          /* its placeholder's; 0: not filling (a plain GET or EXISTS) */
+    const rk_tracker *trk;    /* the tracking connection it was sent under */
+    int64_t sent;             /* ms, when queued: the expiry counts from there */
+} rk_cache_fill;
+/* A plain asynchronous read (exists, or a get), without blocking: 1 when answered from
+   memory (*status and *n set; a get's value given to take, under the cache's lock), else
+   0, with *fill set for the read that goes to the server. */
+RK_INTERNAL int rk_cache_read_async(redkv *s, int exists, const void *key, size_t klen,
+                                    rk_take_fn *take, void *ctx, int *status, int64_t *n,
+                                    rk_cache_fill *fill);
+/* The command of a filling read (the read script, or PTTL for exists) into oc, whose
+   arguments live in a and arg (which must outlive oc's use). */
+typedef struct rk_cache_cmd {
+    rk_op_cmd oc;
+    rk_args a;
+    const redkv *s;
+} rk_cache_cmd;
+RK_INTERNAL void rk_cache_read_cmd(rk_cache_cmd *cc, const redkv *s, int exists,
+                                   const void *key, size_t klen);
+/* A filling read's reply: fills the cache and says what the reader gets (a value points
+   into the reply). */
+RK_INTERNAL void rk_cache_read_reply(redkv *s, int exists, const void *key, size_t klen,
+                                     const rk_cache_fill *fill, int status,
+                                     const resp_reply *reply, rk_result *res);
 #endif
 
 /* script text, for tests and the benchmark's reference */
