@@ -302,6 +302,19 @@ static void deliver(rk_req *user, int status, const resp_reply *reply)
     user->done(user, status, reply);
 }
 
+/* A redirection was followed. With the map's generation (which moves only when a slot
+   changes owner) this tells the client-side cache that a key may now be served by a node
+   whose invalidations it has not been reading: an ASK (a migration under way) moves no
+   slot, yet the key is answered elsewhere. */
+static void count_redirect(rk_router *r)
+{
+#ifdef REDKV_NO_THREADS
+    r->redirects++;
+#else
+    __atomic_add_fetch(&r->redirects, 1, __ATOMIC_ACQ_REL);
+#endif
+}
+
 /* The slot of cmd's key, when the topology routes by slot (else 0: no hashing). */
 static int cmd_slot(const rk_router *r, const rk_cmd *cmd)
 {
@@ -424,6 +437,7 @@ int rk_route_call(rk_router *r, const rk_cmd *cmd, rk_req *user, int64_t *call_d
         t.redirects++;
         asking = t.action == RK_FOLLOW_ASK;
         rc = r->topo->redirected(r, slot, t.to, strlen(t.to), !asking, &node);
+        count_redirect(r);
         if (rc == REDKV_OK && !asking)
             r->topo->refresh(r, NULL, t.deadline);  /* other slots may have moved too */
     }
@@ -750,6 +764,7 @@ static int cluster_answered(rk_router *r, rk_areq *a, int status, enum rk_action
     int moved = action == RK_FOLLOW_MOVED;
     rk_node *node;
     int rc = r->topo->redirected(r, a->slot, to->addr, to->len, moved, &node);
+    count_redirect(r);
     if (rc == REDKV_ESERVER)           /* a bad address: the owner gets the reply */
         return 0;
     if (rc != REDKV_OK) {              /* no memory: no reply to read, the error stands */
@@ -1081,97 +1096,17 @@ const rk_config *rk_route_node_cfg(rk_router *r, const void *prefix, size_t plen
     return node ? &node->cfg : NULL;
 }
 
-#ifndef REDKV_NO_CLUSTER
-/* A topology with redirections (a cluster) wrapped to count the changes of its map: every
-   redirection (MOVED, or ASK: a migration under way) and every refresh adds one. The
-   wrapper is what r->topo points at; it passes each call on. */
-typedef struct watched_topo {
-    rk_topology topo;         /* first */
-    const rk_topology *inner;
-    unsigned long changes;
-} watched_topo;
-
-static watched_topo *watched(rk_router *r) { return (watched_topo *)r->topo; }
-
-static void watch_count(rk_router *r)
-{
-#ifdef REDKV_NO_THREADS
-    watched(r)->changes++;
-#else
-    __atomic_add_fetch(&watched(r)->changes, 1, __ATOMIC_ACQ_REL);
-#endif
-}
-
-static int watch_node_for(rk_router *r, int slot, int64_t deadline, rk_node **out)
-{
-    return watched(r)->inner->node_for(r, slot, deadline, out);
-}
-
-static rk_node *watch_node_now(rk_router *r, int slot)
-{
-    return watched(r)->inner->node_now(r, slot);
-}
-
-static int watch_redirected(rk_router *r, int slot, const char *addr, size_t len, int moved,
-                            rk_node **out)
-{
-    int rc = watched(r)->inner->redirected(r, slot, addr, len, moved, out);
-    watch_count(r);
-    return rc;
-}
-
-static void watch_refresh(rk_router *r, const rk_node *avoid, int64_t deadline)
-{
-    watched(r)->inner->refresh(r, avoid, deadline);
-    watch_count(r);
-}
-
-static int watch_masters(rk_router *r, int64_t deadline, rk_node ***out)
-{
-    return watched(r)->inner->masters(r, deadline, out);
-}
-
-/* Frees the inner topology's state, then the wrapper, leaving r->topo on the inner one. */
-static void watch_free(rk_router *r)
-{
-    watched_topo *w = watched(r);
-    r->topo = w->inner;
-    r->topo->free(r);
-    resp_free(w);
-}
-
-int rk_route_watch(rk_router *r)
-{
-    if (!r->topo->redirected || r->topo->free == watch_free)
-        return REDKV_OK;              /* no slot map (one server, Sentinel), or watched */
-    watched_topo *w = resp_malloc(sizeof *w);
-    if (!w)
-        return rk_error(REDKV_ENOMEM, "out of memory");
-    memset(w, 0, sizeof *w);
-    w->inner = r->topo;
-    w->topo.node_for = watch_node_for;
-    w->topo.node_now = watch_node_now;
-    w->topo.redirected = watch_redirected;
-    w->topo.refresh = r->topo->refresh ? watch_refresh : NULL;
-    w->topo.masters = watch_masters;
-    w->topo.free = watch_free;
-    r->topo = &w->topo;
-    return REDKV_OK;
-}
-
 unsigned long rk_route_changes(rk_router *r)
 {
-    if (r->topo->free != watch_free)
-        return 0;
-#ifdef REDKV_NO_THREADS
-    return watched(r)->changes;
-#else
-    return __atomic_load_n(&watched(r)->changes, __ATOMIC_ACQUIRE);
+#ifndef REDKV_NO_CLUSTER
+    if (MULTI(r)) {
+        unsigned long gen;
+        rk_cluster_place(r, 0, &gen);
+        return gen + __atomic_load_n(&r->redirects, __ATOMIC_ACQUIRE);
+    }
 #endif
+    (void)r;
+    return 0;
 }
-#else
-int rk_route_watch(rk_router *r) { return (void)r, REDKV_OK; }
-unsigned long rk_route_changes(rk_router *r) { return (void)r, 0; }
-#endif
 
 #endif /* REDKV_NO_CACHE */

@@ -95,10 +95,9 @@ RK_INTERNAL uint16_t rk_crc16(const void *p, size_t n);
    deadline); 0: without I/O, where an asynchronous request would go (event loop's thread). */
 RK_INTERNAL const rk_config *rk_route_node_cfg(rk_router *r, const void *prefix, size_t plen,
                                                const void *key, size_t klen, int64_t deadline);
-/* Starts counting a cluster's slot map changes (no-op for other topologies): OK or ENOMEM.
-   rk_route_changes: the count so far (redirections followed, maps read anew; 0 without a
-   cluster); it only grows. */
-RK_INTERNAL int rk_route_watch(rk_router *r);
+/* A number that moves whenever a cluster's keys may be served by another node than before
+   (a slot changed owner: MOVED, a map read that differs; or a redirection followed: ASK);
+   it only grows, and stays 0 without a cluster. */
 RK_INTERNAL unsigned long rk_route_changes(rk_router *r);
 #endif
 

@@ -47,6 +47,7 @@ struct rk_router {
     int async_stale;          /* an asynchronous request lost its node: refresh first */
     rk_areq *delayed;         /* asynchronous requests to send again later (TRYAGAIN) */
     int epfd;                 /* multi: readable when any node's async connection is ready */
+    unsigned long redirects;  /* MOVED and ASK followed, blocking or not (rk_route_changes) */
 #ifndef REDKV_NO_CLUSTER
     /* A cluster's asynchronous order (router.c): requests held back, in order, while one
        sent under an older map is unanswered or the map is being read. */

@@ -244,9 +244,6 @@ static void cache_on_push(void *arg, const resp_reply *push)
 int rk_cache_new(rk_client *cl, size_t bytes, const char *prefix, rk_cache **out)
 {
     *out = NULL;
-    int rc = rk_route_watch(cl->router);     /* a cluster's map changes empty the cache */
-    if (rc != REDKV_OK)
-        return rc;
     rk_cache *c = resp_malloc(sizeof *c);
     cache_entry **b = resp_malloc(CACHE_MIN_BUCKETS * sizeof *b);
     if (!c || !b) {
@@ -263,7 +260,8 @@ int rk_cache_new(rk_client *cl, size_t bytes, const char *prefix, rk_cache **out
     c->lru.newer = c->lru.older = &c->lru;
     c->wait_ms = cl->cfg.connect_timeout_ms + cl->cfg.command_timeout_ms;
     c->router = cl->router;
-    if ((rc = rk_tracking_new(prefix, strlen(prefix), cache_on_push, c, &c->trackers)) != REDKV_OK) {
+    int rc = rk_tracking_new(prefix, strlen(prefix), cache_on_push, c, &c->trackers);
+    if (rc != REDKV_OK) {
         resp_free(b);
         resp_free(c);
         return rc;
