@@ -97,6 +97,7 @@ void rk_conn_push(rk_conn *c, rk_req *req)
     req->completed = 0;
 #ifndef REDKV_NO_THREADS
     req->waiter = NULL;
+    c->queued++;
 #endif
     if (c->tail)
         c->tail->next = req;
@@ -153,6 +154,9 @@ void rk_conn_unqueue(rk_conn *c, rk_req *req)
     if (c->unsent == req)
         c->unsent = NULL;
     c->out.len -= req->len;
+#ifndef REDKV_NO_THREADS
+    c->queued--;
+#endif
 }
 
 int rk_conn_idle(const rk_conn *c) { return !c->head && !c->pending_error; }
@@ -308,6 +312,7 @@ static void complete(rk_conn *c, rk_req *r, int status, const resp_reply *reply)
 #ifdef REDKV_NO_THREADS
     (void)c;
 #else
+    c->queued--;
     if (r->waiter) {
         complete_for(c, r, status, reply);
         return;
@@ -350,6 +355,12 @@ static int is_handshake(const rk_conn *c, const rk_req *r)
     return r >= &c->hs_req[0] && r < &c->hs_req[RK_MAX_HANDSHAKE];
 }
 
+#ifdef REDKV_NO_THREADS
+#define WRITING(c) 0
+#else
+#define WRITING(c) ((c)->writing)   /* a caller is sending what it took of out */
+#endif
+
 /* Closes the socket and forgets the bytes of a reply in progress. The descriptor of an
    event-driven connection is shut down but kept open until the next socket exists, so the
    next socket never gets the same number: an event loop that sees redkv_fd() change knows
@@ -368,7 +379,8 @@ static void drop_socket(rk_conn *c)
         c->lookup = NULL;
     }
     c->drops += c->fd >= 0;
-    if (c->fd >= 0 && !c->blocking) {
+    if (c->fd >= 0 && (!c->blocking || WRITING(c))) {
+        /* (a caller still sending on it closes it when its send returns: write_unlocked) */
         shutdown(c->fd, SHUT_RDWR);
         if (c->retired_fd >= 0)
             close(c->retired_fd);
@@ -609,6 +621,9 @@ static int start_session(rk_conn *c)
     c->unsent = c->head;
     c->unsent_done = 0;
     c->hs_left = n;
+#ifndef REDKV_NO_THREADS
+    c->queued += n;
+#endif
     c->state = RK_HANDSHAKE;
     return REDKV_OK;
 }
@@ -930,14 +945,14 @@ static size_t secure_pending(const rk_conn *c)
 
 /* Sends data[*pos, limit), moving *pos on. 0 (all, or a non-blocking socket is full), or
    an error. */
-static int send_bytes(rk_conn *c, const char *data, size_t *pos, size_t limit)
+static int send_bytes(rk_conn *c, const char *data, size_t *pos, size_t limit, int64_t deadline)
 {
     int sends = 0, shortened = 0, rc = 0;
     while (*pos < limit) {
         /* Blocking: SO_SNDTIMEO bounds each send, and a server that keeps taking a few
-           bytes at a time must not stretch the whole past the request's deadline. */
-        if (c->blocking && sends++ && c->unsent) {
-            int64_t left = c->unsent->deadline - rk_now_ms();
+           bytes at a time must not stretch the whole past the first request's deadline. */
+        if (c->blocking && sends++ && deadline) {
+            int64_t left = deadline - rk_now_ms();
             if (left <= 0) {
                 rc = REDKV_ETIMEDOUT;
                 break;
@@ -975,7 +990,8 @@ static int conn_write(rk_conn *c)
 {
     size_t from = c->out_pos;
     int rc = send_bytes(c, c->out.data, &c->out_pos,
-                        c->state == RK_HANDSHAKE ? c->hs_bytes : c->out.len);
+                        c->state == RK_HANDSHAKE ? c->hs_bytes : c->out.len,
+                        c->unsent ? c->unsent->deadline : 0);
     note_sent(c, c->out_pos - from);
     if (c->out_pos == c->out.len)
         c->out_pos = c->out.len = 0;
@@ -983,38 +999,35 @@ static int conn_write(rk_conn *c)
 }
 
 #ifndef REDKV_NO_THREADS
-/* The leader's write, with the lock released for the system call, so that callers queueing
-   meanwhile never wait behind it: the bytes queued so far are taken aside (out becomes the
-   spare buffer, which they append to) and sent; what did not go (an error, a timeout) is
-   put back in front of what was appended meanwhile. Lock held on entry and on return. */
+/* A write by one caller at a time (the leader, or a caller sending its own request while
+   the leader reads: rk_conn_run_shared), with the lock released for the system call, so
+   that callers queueing meanwhile never wait behind it: the bytes queued so far are taken
+   aside (out becomes the spare buffer, which they append to) and sent. Lock held on entry
+   and on return; an error is the caller's to fail the connection with. */
 static int write_unlocked(rk_conn *c)
 {
     resp_buf mine = c->out;
-    size_t pos = c->out_pos, from = pos;
+    size_t pos = c->out_pos;
     c->out = c->spare;
     c->out_pos = 0;
+    /* Counted as written before it is: the leader may read a reply to it before this
+       thread holds the lock again. A send that fails fails the connection (rk_conn_fail),
+       and with it every request counted here. */
+    int64_t deadline = c->unsent ? c->unsent->deadline : 0;
+    note_sent(c, mine.len - pos);
+    c->writing = 1;
     /* the next commands go out before the waiters of the last replies are woken: the
        server works on them meanwhile */
     int *wakes[RK_MAX_WAKES], nwakes = unlock_taking_wakes(c, wakes);
-    int rc = send_bytes(c, mine.data, &pos, mine.len);
+    int rc = send_bytes(c, mine.data, &pos, mine.len, deadline);
     wake_all(wakes, nwakes);
     pthread_mutex_lock(&c->lock);
-    note_sent(c, pos - from);
-    if (pos < mine.len) {
-        if (resp_buf_reserve(&mine, c->out.len) != 0) {
-            c->spare = mine;
-            c->spare.len = 0;
-            return rk_conn_fail_all(c, rk_error(REDKV_ENOMEM, "out of memory"));
-        }
-        if (c->out.len)                /* (nothing appended: out.data may be NULL) */
-            memcpy(mine.data + mine.len, c->out.data, c->out.len);
-        mine.len += c->out.len;
-        c->spare = c->out;
-        c->out = mine;
-        c->out_pos = pos;
-    } else {
-        c->spare = mine;
+    c->writing = 0;
+    if (c->blocking && c->retired_fd >= 0) {   /* the socket was dropped meanwhile */
+        close(c->retired_fd);
+        c->retired_fd = -1;
     }
+    c->spare = mine;
     c->spare.len = 0;
     return rc;
 }
@@ -1179,8 +1192,8 @@ static void drive_blocking(rk_conn *c, rk_req *req, int flush)
         rk_conn_fail_all(c, rc);
         return;
     }
-    while (!req->completed || (flush && c->fd >= 0 && has_output(c))) {
-        if (has_output(c) && !(LEADING_READY(c) && in_flight(c) && !req->completed))
+    while (!req->completed || (flush && c->fd >= 0 && has_output(c) && !WRITING(c))) {
+        if (has_output(c) && !WRITING(c) && !(LEADING_READY(c) && in_flight(c) && !req->completed))
             rc = LEADING_READY(c) ? write_unlocked(c) : conn_write(c);
         else if ((rc = read_blocking(c)) > 0)
             rc = conn_dispatch(c);
@@ -1215,6 +1228,20 @@ static void pass_lead(rk_conn *c)
     }
 }
 
+/* A caller sends its request itself, rather than leave it to the leader's next batch, while
+   at most this many requests are queued or in flight on the connection: with few, the
+   server may be idle, waiting; with more, it is busy, and one write of many is cheaper for
+   both sides (measured with 8 and 32 threads on one store: README, Benchmarks). */
+#ifndef WRITE_NOW_MAX
+#define WRITE_NOW_MAX 8
+#endif
+/* A caller that is not the leader may send what is queued: a ready plain socket (a TLS
+   session is the leader's alone), nobody sending already. */
+static int may_write_now(const rk_conn *c)
+{
+    return c->state == RK_READY && !SESSION(c) && !c->writing && c->fd >= 0 && has_output(c);
+}
+
 int rk_conn_run_shared(rk_conn *c, rk_req *req)
 {
     rk_waiter w;
@@ -1236,9 +1263,25 @@ int rk_conn_run_shared(rk_conn *c, rk_req *req)
         }
         w.state = W_WAITING;
         req->waiter = &w;
+        if (may_write_now(c) && c->queued <= WRITE_NOW_MAX) {
+            /* The leader is reading: what is queued goes out now, from this thread, rather
+               than after the leader's replies. What others queued meanwhile goes too (the
+               leader does not write while this thread does, and may be waiting for it);
+               each of them sleeps until answered, so this ends. A failed send ends the
+               leader's read, and the leader fails the connection. */
+            int rc;
+            do
+                rc = write_unlocked(c);
+            while (rc == 0 && may_write_now(c));
+            if (rc < 0 && c->fd >= 0)
+                shutdown(c->fd, SHUT_RDWR);
+            continue;
+        }
         if (waiter_sleep(c, &w) == W_DONE)
             goto done;
     }
+    if (!c->leading)                  /* after writing for others, a leader may be missing */
+        pass_lead(c);
     rk_conn_release(c);
 done:
     if (waited) {

@@ -74,6 +74,8 @@ struct rk_conn {
        under lock, and one of them at a time (the leader) writes and reads for all. */
     pthread_mutex_t lock;     /* the request list and out; in, parser: the leader's alone */
     int leading;              /* a caller is doing this connection's I/O */
+    int writing;              /* a caller is sending, the lock released (write_unlocked) */
+    int queued;               /* requests queued or in flight */
     resp_buf spare;           /* out's other half: appended to while the leader writes */
     int *wakes[RK_MAX_WAKES]; /* waiters told, to wake once the lock is released */
     int nwakes;
