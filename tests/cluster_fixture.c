@@ -212,3 +212,23 @@ void cluster_stop_tls(void)
     tls_certs_remove();
 }
 
+test_server *cluster_master_of(int slot)
+{
+    for (int i = 0; i < NODES; i++) {
+        char out[16384], *save = NULL;
+        if (SRV(&cluster_node[i], out, "CLUSTER", "NODES") < 0)
+            continue;
+        for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+            if (!strstr(l, "myself") || !strstr(l, "master"))
+                continue;
+            char *f = NULL;
+            int field = 0;
+            for (char *t = strtok_r(l, " ", &f); t; t = strtok_r(NULL, " ", &f), field++) {
+                long lo = atol(t), hi = strchr(t, '-') ? atol(strchr(t, '-') + 1) : lo;
+                if (field >= 8 && t[0] != '[' && slot >= lo && slot <= hi)
+                    return &cluster_node[i];
+            }
+        }
+    }
+    return NULL;
+}

@@ -21,6 +21,8 @@ extern int cluster_tls_port[NODES];
 void cluster_up_tls(void);
 void cluster_stop_tls(void);
 int cluster_is_master(const test_server *s);
+/* The master serving slot now: the node whose own line of CLUSTER NODES lists it, or NULL. */
+test_server *cluster_master_of(int slot);
 /* A free port whose cluster bus port (+10000) is free too, below the ephemeral range. */
 int cluster_pick_port(void);
 

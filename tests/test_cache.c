@@ -593,28 +593,6 @@ Test(cache, stats_without_cache)
 #ifndef REDKV_NO_CLUSTER
 TestSuite(cache_cluster, .init = cluster_up, .fini = cluster_stop, .timeout = 120);
 
-/* The master whose own line of CLUSTER NODES lists slot. */
-static test_server *cache_master_of(int slot)
-{
-    for (int i = 0; i < NODES; i++) {
-        char out[16384], *save = NULL;
-        SRV(&cluster_node[i], out, "CLUSTER", "NODES");
-        for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-            if (!strstr(l, "myself") || !strstr(l, "master"))
-                continue;
-            char *tsave = NULL;
-            int field = 0;
-            for (char *t = strtok_r(l, " ", &tsave); t; t = strtok_r(NULL, " ", &tsave), field++) {
-                if (field < 8 || t[0] == '[')
-                    continue;
-                long lo = atol(t), hi = strchr(t, '-') ? atol(strchr(t, '-') + 1) : lo;
-                if (slot >= lo && slot <= hi)
-                    return &cluster_node[i];
-            }
-        }
-    }
-    return NULL;
-}
 
 /* One key (without the namespace "C:") per master, in keys[3], and their masters. */
 static void key_per_master(char keys[3][16], test_server *masters[3])
@@ -625,7 +603,7 @@ static void key_per_master(char keys[3][16], test_server *masters[3])
         snprintf(key, sizeof key, "k%d", i);
         snprintf(full, sizeof full, "C:%s", key);
         SRV(&cluster_node[0], out, "CLUSTER", "KEYSLOT", full);
-        test_server *m = cache_master_of(atoi(out));
+        test_server *m = cluster_master_of(atoi(out));
         int seen_before = 0;
         for (int j = 0; j < found; j++)
             seen_before |= masters[j] == m;

@@ -104,28 +104,6 @@ static redkv *open_cluster(const char *u, const char *ns, int timeout_ms)
     return s;
 }
 
-/* The master serving slot: the one whose own line of CLUSTER NODES lists it. */
-static test_server *master_of(int slot)
-{
-    for (int i = 0; i < NODES; i++) {
-        char out[16384], *save = NULL;
-        SRV(&cluster_node[i], out, "CLUSTER", "NODES");
-        for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-            if (!strstr(l, "myself") || !strstr(l, "master"))
-                continue;
-            char *tsave = NULL;
-            int field = 0;
-            for (char *t = strtok_r(l, " ", &tsave); t; t = strtok_r(NULL, " ", &tsave), field++) {
-                if (field < 8 || t[0] == '[')
-                    continue;
-                long lo = atol(t), hi = strchr(t, '-') ? atol(strchr(t, '-') + 1) : lo;
-                if (slot >= lo && slot <= hi)
-                    return &cluster_node[i];
-            }
-        }
-    }
-    return NULL;
-}
 
 static int keyslot(const char *key)
 {
@@ -377,7 +355,7 @@ Test(cluster, slot_migrated_mid_run_ask_then_moved)
     cr_assert_eq(set_str(s, "{mig}b", "B", 0), REDKV_OK);
     int slot = keyslot("LITESTAR:{mig}a");
     cr_assert_eq(slot, keyslot("mig"));
-    test_server *src = master_of(slot), *dst = NULL;
+    test_server *src = cluster_master_of(slot), *dst = NULL;
     cr_assert_not_null(src);
     for (int i = 0; i < NODES && !dst; i++)
         if (&cluster_node[i] != src && cluster_is_master(&cluster_node[i]))

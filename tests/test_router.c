@@ -300,27 +300,6 @@ Test(router_cluster, async_stream_rides_a_lost_master)
 
 /* ---- asynchronous order and the map read without blocking ---------------------------------- */
 
-/* The master serving slot: the node whose own line of CLUSTER NODES lists it. */
-static test_server *master_of_slot(int slot)
-{
-    for (int i = 0; i < NODES; i++) {
-        char out[16384], *save = NULL;
-        if (SRV(&cluster_node[i], out, "CLUSTER", "NODES") < 0)
-            continue;
-        for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
-            if (!strstr(l, "myself,master"))
-                continue;
-            char *f = NULL;
-            int field = 0;
-            for (char *t = strtok_r(l, " ", &f); t; t = strtok_r(NULL, " ", &f), field++) {
-                long lo = atol(t), hi = strchr(t, '-') ? atol(strchr(t, '-') + 1) : lo;
-                if (field >= 8 && t[0] != '[' && slot >= lo && slot <= hi)
-                    return &cluster_node[i];
-            }
-        }
-    }
-    return NULL;
-}
 
 static int slot_of(const char *key)
 {
@@ -450,7 +429,7 @@ Test(router_cluster, async_order_kept_when_a_blocking_call_moves_the_slot)
     redkv *s = open_cluster_store("ORD", 5000);
     cr_assert_eq(set_str(s, "{ord}k", "start", 0), REDKV_OK, "%s", redkv_last_error());
     int slot = slot_of("ORD:{ord}k");
-    test_server *src = master_of_slot(slot), *dst = other_master(src, NULL);
+    test_server *src = cluster_master_of(slot), *dst = other_master(src, NULL);
     cr_assert(src && dst);
     enum { HALF = 100 };
     static order_log log;
@@ -488,8 +467,8 @@ Test(router_cluster, async_order_kept_while_a_slot_migrates_under_a_stream)
     redkv *s = open_cluster_store("MIG", 5000);
     cr_assert_eq(set_str(s, "{mv}a", "start", 0), REDKV_OK, "%s", redkv_last_error());
     int slot = slot_of("MIG:{mv}a"), slot2 = slot_of("MIG:{mw}a");
-    test_server *src = master_of_slot(slot), *dst = other_master(src, NULL);
-    test_server *src2 = master_of_slot(slot2), *dst2 = other_master(src2, NULL);
+    test_server *src = cluster_master_of(slot), *dst = other_master(src, NULL);
+    test_server *src2 = cluster_master_of(slot2), *dst2 = other_master(src2, NULL);
     cr_assert(src && dst && src2 && dst2 && slot != slot2);
     static order_log log;
     static order_arg args[ROUNDS][KEYS];
@@ -542,7 +521,7 @@ static void key_on(const test_server *m, int want_on, char *key, size_t cap, con
         char full[64];
         snprintf(key, cap, "k%d", i);
         snprintf(full, sizeof full, "%s:%s", ns, key);
-        test_server *owner = master_of_slot(slot_of(full));
+        test_server *owner = cluster_master_of(slot_of(full));
         if (owner && (owner == m) == want_on)
             return;
     }
@@ -566,7 +545,7 @@ static void lose_a_master(lost_setup *ls, const char *ns, int timeout_ms)
         SRV(&cluster_node[i], out, "CONFIG", "SET", "cluster-require-full-coverage", "no");
     ls->s = open_cluster_store(ns, timeout_ms);
     async_batch(ls->s, 0, t, 100);
-    ls->victim = master_of_slot(slot_of("x"));
+    ls->victim = cluster_master_of(slot_of("x"));
     cr_assert_not_null(ls->victim);
     key_on(ls->victim, 1, ls->dead_key, sizeof ls->dead_key, ns);
     key_on(ls->victim, 0, ls->live_key, sizeof ls->live_key, ns);
