@@ -943,9 +943,11 @@ static size_t secure_pending(const rk_conn *c)
     return SESSION(c) && TRANSPORT(c)->pending ? TRANSPORT(c)->pending(c->session) : 0;
 }
 
-/* Sends data[*pos, limit), moving *pos on. 0 (all, or a non-blocking socket is full), or
-   an error. */
-static int send_bytes(rk_conn *c, const char *data, size_t *pos, size_t limit, int64_t deadline)
+/* Sends data[*pos, limit) on fd, moving *pos on. 0 (all, or a non-blocking socket is full),
+   or an error. fd is the caller's, taken under the lock: a send without the lock must not
+   follow c->fd to a socket the leader opened meanwhile. */
+static int send_bytes(rk_conn *c, int fd, const char *data, size_t *pos, size_t limit,
+                      int64_t deadline)
 {
     int sends = 0, shortened = 0, rc = 0;
     while (*pos < limit) {
@@ -958,12 +960,12 @@ static int send_bytes(rk_conn *c, const char *data, size_t *pos, size_t limit, i
                 break;
             }
             if (left < c->cfg->command_timeout_ms) {
-                set_timeout(c->fd, SO_SNDTIMEO, (int)left);
+                set_timeout(fd, SO_SNDTIMEO, (int)left);
                 shortened = 1;
             }
         }
         ssize_t n = SESSION(c) ? secure_write(c, data + *pos, limit - *pos)
-                               : send(c->fd, data + *pos, limit - *pos, MSG_NOSIGNAL);
+                               : send(fd, data + *pos, limit - *pos, MSG_NOSIGNAL);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
@@ -978,7 +980,7 @@ static int send_bytes(rk_conn *c, const char *data, size_t *pos, size_t limit, i
         *pos += (size_t)n;
     }
     if (shortened)
-        set_timeout(c->fd, SO_SNDTIMEO, c->cfg->command_timeout_ms);
+        set_timeout(fd, SO_SNDTIMEO, c->cfg->command_timeout_ms);
     if (rc == REDKV_ETIMEDOUT)
         return rk_error(rc, "the server did not take the command within %d ms",
                         c->cfg->command_timeout_ms);
@@ -989,7 +991,7 @@ static int send_bytes(rk_conn *c, const char *data, size_t *pos, size_t limit, i
 static int conn_write(rk_conn *c)
 {
     size_t from = c->out_pos;
-    int rc = send_bytes(c, c->out.data, &c->out_pos,
+    int rc = send_bytes(c, c->fd, c->out.data, &c->out_pos,
                         c->state == RK_HANDSHAKE ? c->hs_bytes : c->out.len,
                         c->unsent ? c->unsent->deadline : 0);
     note_sent(c, c->out_pos - from);
@@ -1014,12 +1016,13 @@ static int write_unlocked(rk_conn *c)
        thread holds the lock again. A send that fails fails the connection (rk_conn_fail),
        and with it every request counted here. */
     int64_t deadline = c->unsent ? c->unsent->deadline : 0;
+    int fd = c->fd;
     note_sent(c, mine.len - pos);
     c->writing = 1;
     /* the next commands go out before the waiters of the last replies are woken: the
        server works on them meanwhile */
     int *wakes[RK_MAX_WAKES], nwakes = unlock_taking_wakes(c, wakes);
-    int rc = send_bytes(c, mine.data, &pos, mine.len, deadline);
+    int rc = send_bytes(c, fd, mine.data, &pos, mine.len, deadline);
     wake_all(wakes, nwakes);
     pthread_mutex_lock(&c->lock);
     c->writing = 0;
@@ -1269,12 +1272,12 @@ int rk_conn_run_shared(rk_conn *c, rk_req *req)
                leader does not write while this thread does, and may be waiting for it);
                each of them sleeps until answered, so this ends. A failed send ends the
                leader's read, and the leader fails the connection. */
-            int rc;
+            int rc, fd = c->fd;
             do
                 rc = write_unlocked(c);
-            while (rc == 0 && may_write_now(c));
-            if (rc < 0 && c->fd >= 0)
-                shutdown(c->fd, SHUT_RDWR);
+            while (rc == 0 && may_write_now(c) && c->fd == fd);
+            if (rc < 0 && c->fd == fd)    /* (else the leader has dropped it already) */
+                shutdown(fd, SHUT_RDWR);
             continue;
         }
         if (waiter_sleep(c, &w) == W_DONE)
