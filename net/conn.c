@@ -198,29 +198,45 @@ enum { W_WAITING, W_DONE, W_LEAD };
 
 /* A caller waiting for its request while another thread does the connection's I/O. */
 typedef struct rk_waiter {
-    int state;                /* W_*: what the leader told it */
+#ifdef RK_FUTEX
+    int *state;               /* W_*: what the leader told it; the thread's own word */
+#else
+    int state;
+#endif
 #ifndef RK_FUTEX
     pthread_cond_t cv;
 #endif
     char msg[256];            /* the error message its request ended with ("": none) */
 } rk_waiter;
 
+#ifdef RK_FUTEX
+/* Each thread sleeps on a word of its own that lives as long as the thread: a leader's
+   wake-up may come after the waiter has seen its state and returned (the wake follows the
+   state), and must then touch memory that is still this thread's, not a stack frame long
+   gone. A late wake-up of the thread's next wait is spurious, and each wait loops. */
+#if defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+static _Thread_local int waiter_word;
+#else
+static __thread int waiter_word;
+#endif
+#endif
+
 /* Tells a waiter (the connection's lock held) that its request is done, or that it leads
    now. With a futex the waiter needs no lock to see W_DONE, so it never queues on the lock
    behind the leader, and the wake-up itself waits until the lock is released
    (rk_conn_release): callers queueing meanwhile do not wait for the leader's system calls.
-   The state is set now (a waiter that has not slept yet sees it and never sleeps). The
-   wake may reach the word after the waiter has gone, which costs at most a spurious
-   wake-up of a later sleeper at the same address (each sleeps in a loop). */
+   The state is set now (a waiter that has not slept yet sees it and never sleeps); the
+   wake may reach the thread's word after the waiter has returned (see waiter_word). */
 static void waiter_tell(rk_conn *c, rk_waiter *w, int state)
 {
 #ifdef RK_FUTEX
-    __atomic_store_n(&w->state, state, __ATOMIC_RELEASE);
+    int *word = w->state;              /* w is gone once the store is seen */
+    __atomic_store_n(word, state, __ATOMIC_RELEASE);
     if (c->nwakes < RK_MAX_WAKES) {
-        c->wakes[c->nwakes++] = &w->state;
+        c->wakes[c->nwakes++] = word;
         return;
     }
-    syscall(SYS_futex, &w->state, RK_FUTEX_WAKE, 1, NULL, NULL, 0);
+    syscall(SYS_futex, word, RK_FUTEX_WAKE, 1, NULL, NULL, 0);
 #else
     (void)c;
     w->state = state;
@@ -266,8 +282,8 @@ static int waiter_sleep(rk_conn *c, rk_waiter *w)
 #ifdef RK_FUTEX
     int state;
     rk_conn_release(c);
-    while ((state = __atomic_load_n(&w->state, __ATOMIC_ACQUIRE)) == W_WAITING)
-        syscall(SYS_futex, &w->state, RK_FUTEX_WAIT, W_WAITING, NULL, NULL, 0);
+    while ((state = __atomic_load_n(w->state, __ATOMIC_ACQUIRE)) == W_WAITING)
+        syscall(SYS_futex, w->state, RK_FUTEX_WAIT, W_WAITING, NULL, NULL, 0);
     if (state == W_LEAD)
         pthread_mutex_lock(&c->lock);
     return state;
@@ -1264,7 +1280,12 @@ int rk_conn_run_shared(rk_conn *c, rk_req *req)
 #endif
             w.msg[0] = 0;
         }
+#ifdef RK_FUTEX
+        w.state = &waiter_word;
+        *w.state = W_WAITING;
+#else
         w.state = W_WAITING;
+#endif
         req->waiter = &w;
         if (may_write_now(c) && c->queued <= WRITE_NOW_MAX) {
             /* The leader is reading: what is queued goes out now, from this thread, rather
