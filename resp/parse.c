@@ -198,6 +198,23 @@ static long long parse_resp3(resp_parser *p, const char *buf, size_t len);
 #define parse_resp3(p, buf, len) fail_type(p, (unsigned char)buf[p->pos])
 #endif
 
+/* The bytes of a bulk string or blob ("$n", "=n", "!n") after its length line: 1 there, 0
+   partial, < 0 error. */
+static long long blob_body(resp_parser *p, const char *buf, size_t len, size_t next, long long n)
+{
+    if (n < 0)
+        return fail(p, "negative length");
+    if ((unsigned long long)n > p->lim.max_bulk)
+        return fail(p, "bulk string longer than the limit");
+    if (len - next < (size_t)n + 2) {
+        p->want = next + (size_t)n + 2;
+        return 0;
+    }
+    if (buf[next + n] != '\r' || buf[next + n + 1] != '\n')
+        return fail(p, "bulk string without CRLF after its length");
+    return 1;
+}
+
 /* Parses one element at p->pos: 1 with a node added, 2 with an array opened, 0 partial,
    < 0 error. */
 static long long parse_element(resp_parser *p, const char *buf, size_t len)
@@ -218,14 +235,9 @@ static long long parse_element(resp_parser *p, const char *buf, size_t len)
         return type == ':' || type == '$' || type == '*' ? fail(p, "bad number in reply")
                                                          : fail_type(p, (unsigned char)type);
     if (type == '$' && n >= 0) {
-        if ((unsigned long long)n > p->lim.max_bulk)
-            return fail(p, "bulk string longer than the limit");
-        if (len - next < (size_t)n + 2) {
-            p->want = next + (size_t)n + 2;
-            return 0;
-        }
-        if (buf[next + n] != '\r' || buf[next + n + 1] != '\n')
-            return fail(p, "bulk string without CRLF after its length");
+        long long got = blob_body(p, buf, len, next, n);
+        if (got <= 0)
+            return got;
     }
     if (type == '*' && n > 0) {
         if ((unsigned long long)n > p->lim.max_elements)
@@ -299,21 +311,6 @@ static int valid_bignum(const char *s, size_t n)
     return n > sign && all_of(s + sign, n - sign, "0123456789");
 }
 
-/* The bytes of a blob ("=n", "!n") after its length line: 1 there, 0 partial, < 0 error. */
-static long long blob_body(resp_parser *p, const char *buf, size_t len, size_t next, long long n)
-{
-    if (n < 0)
-        return fail(p, "negative length");
-    if ((unsigned long long)n > p->lim.max_bulk)
-        return fail(p, "bulk string longer than the limit");
-    if (len - next < (size_t)n + 2) {
-        p->want = next + (size_t)n + 2;
-        return 0;
-    }
-    if (buf[next + n] != '\r' || buf[next + n + 1] != '\n')
-        return fail(p, "bulk string without CRLF after its length");
-    return 1;
-}
 
 /* An aggregate header: a map ("%"), set ("~"), push (">") or attribute ("|") of n. Checks
    the limits and opens it; an empty one is complete at once. */
