@@ -299,11 +299,15 @@ static void cluster_refresh(rk_router *r, const rk_node *avoid, int64_t deadline
     cluster_refresh_to(r, avoid, deadline, NULL);
 }
 
-static rk_node *slot_node(rk_router *r, int slot)
+/* The master the map names for slot (none: the node that gave the map last), or NULL; and
+   the map's generation with it, read together, when gen is not NULL. */
+static rk_node *slot_node(rk_router *r, int slot, unsigned long *gen)
 {
     slot_map *m = map_of(r);
     SLOTS_LOCK(m);
     rk_node *node = slot >= 0 ? m->slots[slot] : m->last_ok;
+    if (gen)
+        *gen = m->gen;
     SLOTS_UNLOCK(m);
     return node;
 }
@@ -311,7 +315,7 @@ static rk_node *slot_node(rk_router *r, int slot)
 static int cluster_node_for(rk_router *r, int slot, int64_t deadline, rk_node **out)
 {
     for (int attempt = 0;; attempt++) {
-        if ((*out = slot_node(r, slot)) != NULL)
+        if ((*out = slot_node(r, slot, NULL)) != NULL)
             return REDKV_OK;
         if (slot < 0 && attempt == 0) {
             *out = rk_router_node_at(r, 0);   /* no key: any node, the first seed */
@@ -327,11 +331,7 @@ static int cluster_node_for(rk_router *r, int slot, int64_t deadline, rk_node **
 }
 
 /* No I/O: the master the map names, else any node (whose MOVED answer then says). */
-static rk_node *cluster_node_now(rk_router *r, int slot)
-{
-    rk_node *node = slot_node(r, slot);
-    return node ? node : rk_router_node_at(r, 0);
-}
+static rk_node *cluster_node_now(rk_router *r, int slot) { return rk_cluster_place(r, slot, NULL); }
 
 static int cluster_redirected(rk_router *r, int slot, const char *addr, size_t len, int moved,
                               rk_node **out)
@@ -391,11 +391,7 @@ static int cluster_masters(rk_router *r, int64_t deadline, rk_node ***out)
 
 rk_node *rk_cluster_place(rk_router *r, int slot, unsigned long *gen)
 {
-    slot_map *m = map_of(r);
-    SLOTS_LOCK(m);
-    rk_node *node = slot >= 0 ? m->slots[slot] : m->last_ok;
-    *gen = m->gen;
-    SLOTS_UNLOCK(m);
+    rk_node *node = slot_node(r, slot, gen);
     return node ? node : rk_router_node_at(r, 0);
 }
 

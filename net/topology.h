@@ -89,7 +89,7 @@ RK_INTERNAL int rk_cluster_attach(rk_router *r);
 
 #ifndef REDKV_NO_CLUSTER
 /* For the asynchronous path on a cluster (router.c). rk_cluster_place: node_now of slot,
-   with the map's generation, read together (the generation moves whenever a slot changes
+   with the map's generation (gen may be NULL), read together (the generation moves whenever a slot changes
    owner: a MOVED learnt, a map read that differs). */
 RK_INTERNAL rk_node *rk_cluster_place(rk_router *r, int slot, unsigned long *gen);
 /* Reading the map without blocking: CLUSTER SLOTS on one node's async connection at a
