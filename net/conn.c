@@ -202,8 +202,6 @@ typedef struct rk_waiter {
     int *state;               /* W_*: what the leader told it; the thread's own word */
 #else
     int state;
-#endif
-#ifndef RK_FUTEX
     pthread_cond_t cv;
 #endif
     char msg[256];            /* the error message its request ended with ("": none) */
@@ -1337,6 +1335,20 @@ int rk_conn_start(rk_conn *c)
         c->pending_error = rc;         /* delivered by the next process, never re-entrantly */
     }
     return 0;
+}
+
+int rk_conn_ready(const rk_conn *c, int wait_ms)
+{
+    int want = rk_conn_events(c);
+    if (c->fd < 0 || !want)
+        return 0;
+    struct pollfd p = {c->fd, (short)((want & REDKV_READ ? POLLIN : 0) |
+                                      (want & REDKV_WRITE ? POLLOUT : 0)), 0};
+    if (poll(&p, 1, wait_ms) <= 0)
+        return 0;
+    int events = p.revents & (POLLIN | POLLHUP | POLLERR) ? REDKV_READ : 0;
+    events |= p.revents & (POLLOUT | POLLHUP | POLLERR) ? REDKV_WRITE : 0;
+    return events & want;
 }
 
 static int expire(rk_conn *c)

@@ -137,6 +137,8 @@ RK_INTERNAL int rk_conn_start(rk_conn *c);                 /* begins a connect i
 RK_INTERNAL int rk_conn_events(const rk_conn *c);          /* REDKV_READ | REDKV_WRITE */
 RK_INTERNAL int rk_conn_process(rk_conn *c, int events);   /* 0, or the error just given to requests */
 RK_INTERNAL int rk_conn_timeout_ms(const rk_conn *c);      /* -1: nothing to wait for */
+/* What poll says of c's socket within wait_ms, among the events it wants (0: none). */
+RK_INTERNAL int rk_conn_ready(const rk_conn *c, int wait_ms);
 
 /* Fails every request written so far (the head with status, the others ECONN) and drops
    the socket; unwritten requests stay queued. Returns status. */

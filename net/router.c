@@ -868,21 +868,6 @@ int rk_router_events(rk_router *r)
     return rk_conn_events(async_conn(r));
 }
 
-/* What poll says of node's async socket now, among the events it wants. */
-static int ready_events(const rk_conn *c)
-{
-    int want = rk_conn_events(c);
-    if (c->fd < 0 || !want)
-        return 0;
-    struct pollfd p = {c->fd, (short)((want & REDKV_READ ? POLLIN : 0) |
-                                      (want & REDKV_WRITE ? POLLOUT : 0)), 0};
-    if (poll(&p, 1, 0) <= 0)
-        return 0;
-    int events = p.revents & (POLLIN | POLLHUP | POLLERR) ? REDKV_READ : 0;
-    events |= p.revents & (POLLOUT | POLLHUP | POLLERR) ? REDKV_WRITE : 0;
-    return events & want;
-}
-
 int rk_router_process(rk_router *r, int events)
 {
     if (!MULTI(r) && RETRIES(r))
@@ -897,7 +882,7 @@ int rk_router_process(rk_router *r, int events)
         rk_conn *c = &node->async;
         if (c->fd < 0 && rk_conn_idle(c) && !c->pending_error)
             continue;
-        int got = rk_conn_process(c, ready_events(c));
+        int got = rk_conn_process(c, rk_conn_ready(c, 0));
         if (got && !rc)
             rc = got;
     }

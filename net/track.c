@@ -9,7 +9,6 @@
 
 #ifndef REDKV_NO_CACHE
 
-#include <poll.h>
 #include <string.h>
 
 #include "conn.h"
@@ -169,16 +168,7 @@ static void track_start(rk_tracker *t)
 /* One step of the connect: waits up to wait_ms for what the connection waits on. */
 static void track_step(rk_tracker *t, int wait_ms)
 {
-    rk_conn *c = &t->conn;
-    int want = rk_conn_events(c), events = 0;
-    if (c->fd >= 0 && want) {
-        struct pollfd pfd = {c->fd, (short)((want & REDKV_READ ? POLLIN : 0) |
-                                            (want & REDKV_WRITE ? POLLOUT : 0)), 0};
-        if (poll(&pfd, 1, wait_ms) > 0)
-            events = (pfd.revents & (POLLIN | POLLERR | POLLHUP) ? REDKV_READ : 0) |
-                     (pfd.revents & (POLLOUT | POLLERR | POLLHUP) ? REDKV_WRITE : 0);
-    }
-    rk_conn_process(c, events);
+    rk_conn_process(&t->conn, rk_conn_ready(&t->conn, wait_ms));
 }
 
 int rk_tracker_poll(rk_tracker *t, int wait_ms)
