@@ -360,9 +360,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             fz_dump(&got, r);
             FZ_CHECK(got.len == expect.len && memcmp(got.p, expect.p, got.len) == 0);
 
-            /* The canonical form parses back to the same reply, in one piece. */
+            /* The canonical form parses back to the same reply, in one piece. Its lines
+               may be longer by one case only: RESP3's null ("_", a line of 0) dumps as
+               "$-1" (a line of 2), so the limit on a line is raised to 2 for it. */
+            resp_limits relim = lim;
+            if (relim.max_line == 1)
+                relim.max_line = 2;
             resp_parser again;
-            resp_parser_init(&again, &lim);
+            resp_parser_init(&again, &relim);
             const resp_reply *ar = NULL;
             FZ_CHECK(resp_parse(&again, got.p, got.len, &ar) == (long long)got.len);
             fz_out back = {0};
