@@ -494,22 +494,36 @@ static void prelude_done(rk_req *req, int status, const resp_reply *reply)
     (void)reply;                       /* a failure shows in the command's own reply */
 }
 
+/* node's record of the prelude encode; a free slot taken for it; NULL when all are taken. */
+static rk_prelude *prelude_slot(rk_node *node, rk_encode_fn *encode)
+{
+    for (int i = 0; i < RK_PRELUDES; i++) {
+        rk_prelude *pl = &node->preludes[i];
+        if (!pl->encode)
+            pl->encode = encode;
+        if (pl->encode == encode)
+            return pl;
+    }
+    return NULL;
+}
+
 /* Queues a's prelude ahead of it, once per connection (a new socket may be a server that
    forgot the script: restarted, failed over). A prelude still queued goes out first on the
    next connection anyway. */
 static int send_prelude(rk_node *node, const rk_areq *a)
 {
     rk_conn *c = &node->async;
-    if (!a->prelude || node->prelude_for == c->drops + 1)
+    rk_prelude *pl = a->prelude ? prelude_slot(node, a->prelude) : NULL;
+    if (!pl || pl->sent_for == c->drops + 1)
         return REDKV_OK;
-    if (node->prelude_for && !node->prelude.completed) {
-        node->prelude_for = c->drops + 1;
+    if (pl->sent_for && !pl->req.completed) {
+        pl->sent_for = c->drops + 1;
         return REDKV_OK;
     }
-    memset(&node->prelude, 0, sizeof node->prelude);
-    node->prelude.done = prelude_done;
-    node->prelude_for = c->drops + 1;
-    return rk_conn_queue(c, &node->prelude, a->prelude, NULL, a->req.deadline);
+    memset(&pl->req, 0, sizeof pl->req);
+    pl->req.done = prelude_done;
+    pl->sent_for = c->drops + 1;
+    return rk_conn_queue(c, &pl->req, a->prelude, NULL, a->req.deadline);
 }
 
 /* Queues a on node's async connection (after ASKING when asking). */

@@ -7,6 +7,16 @@
 #include "conn.h"
 #include "router.h"
 
+/* A prelude an async connection was sent (the SCRIPT LOAD of one script): the renew and the
+   counter scripts', so two kinds; a third kind would go without (its EVALSHA then meets
+   NOSCRIPT once and is sent again with the text). */
+#define RK_PRELUDES 2
+typedef struct rk_prelude {
+    rk_encode_fn *encode;     /* which prelude; NULL: the slot is free */
+    rk_req req;               /* the last one queued */
+    unsigned long sent_for;   /* async.drops + 1 when it was queued; 0: never */
+} rk_prelude;
+
 /* One server: its address (host, port; user, password, timeouts shared with the client's
    configuration), a pool of blocking connections, and the asynchronous connection. */
 typedef struct rk_node {
@@ -14,8 +24,7 @@ typedef struct rk_node {
     rk_pool pool;
     rk_conn async;
     int reg_fd, reg_events;   /* what the router's epoll descriptor was told of async */
-    rk_req prelude;           /* async: the last prelude queued (SCRIPT LOAD) */
-    unsigned long prelude_for;   /* async.drops + 1 when it was queued; 0: never */
+    rk_prelude preludes[RK_PRELUDES];   /* async: one per kind of prelude (SCRIPT LOAD) */
 } rk_node;
 
 /* A topology: how a router picks its nodes. NULL redirected/refresh: it has none. */

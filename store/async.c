@@ -22,9 +22,12 @@ struct rk_op {
     redkv_cb *cb;
     void *arg;
     rk_op *next_free;
-    /* A renewal goes by EVALSHA; after NOSCRIPT it goes again with the script's text. */
-    resp_buf key;             /* its key, kept to send it again */
+    /* A renewal or a count goes by EVALSHA; after NOSCRIPT it goes again with the script's
+       text, from what is kept here. */
+    resp_buf key;             /* its key */
     int64_t ms;
+    char delta[24];           /* a count's delta, in decimal */
+    size_t delta_len;
     int held;                 /* in the client's held list: HELD_RESENT or HELD_DONE */
     rk_result res;            /* HELD_DONE: the outcome, its value a copy */
     rk_op *next_held;
@@ -81,6 +84,9 @@ static void recycle(rk_client *cl, rk_op *op)
     cl->free_ops = op;
 }
 
+/* Kinds sent by EVALSHA: their key (and delta) are kept to send them again after NOSCRIPT. */
+#define BY_SHA(kind) ((kind) == OP_RENEW_SHA || (kind) == OP_INCR_SHA)
+
 #ifndef REDKV_NO_CACHE
 /* Writes the cache must forget the key of when they are done (renewals and counts too). */
 static int is_write(enum rk_kind kind)
@@ -92,9 +98,9 @@ static int is_write(enum rk_kind kind)
 static int is_plain_read(enum rk_kind kind) { return kind == OP_GET || kind == OP_EXISTS; }
 /* The key is kept for the cache to forget (writes) or fill (reads). */
 #define KEEPS_KEY(cl, kind) \
-    ((kind) == OP_RENEW_SHA || ((cl)->cache && (is_write(kind) || is_plain_read(kind))))
+    (BY_SHA(kind) || ((cl)->cache && (is_write(kind) || is_plain_read(kind))))
 #else
-#define KEEPS_KEY(cl, kind) ((kind) == OP_RENEW_SHA)
+#define KEEPS_KEY(cl, kind) BY_SHA(kind)
 #endif
 
 #ifndef REDKV_NO_CACHE
@@ -344,14 +350,14 @@ static void release_held(rk_client *cl)
 
 static int send_op(rk_op *op, const rk_args *a);
 
-/* NOSCRIPT (after SCRIPT FLUSH, a restart, a failover): the renewal goes again with the
-   script's text, which caches it anew. Requests already in flight behind it are answered
-   first: their callbacks are held until it is, so that callbacks keep the order of the
-   requests. */
+/* NOSCRIPT (after SCRIPT FLUSH, a restart, a failover): the renewal or count goes again
+   with the script's text, which caches it anew. Requests already in flight behind it are
+   answered first: their callbacks are held until it is, so that callbacks keep the order of
+   the requests. */
 static int resend_with_text(rk_op *op)
 {
-    rk_args a = {op->key.data, NULL, op->key.len, 0, op->ms, 0};
-    op->kind = OP_RENEW_EVAL;
+    rk_args a = {op->key.data, op->delta, op->key.len, op->delta_len, op->ms, 0};
+    op->kind = rk_eval_kind(op->kind);
     return send_op(op, &a);
 }
 
@@ -422,11 +428,14 @@ static int queue(redkv *s, enum rk_kind kind, const rk_args *a, redkv_cb *cb, vo
     op->held = HELD_NO;
     op->key.len = 0;
     op->ms = a->ms;
+    op->delta_len = 0;
+    if (kind == OP_INCR_SHA)           /* the delta's digits, kept to send it again */
+        memcpy(op->delta, a->val, op->delta_len = a->vlen);
 #ifndef REDKV_NO_CACHE
     op->fill = fill;
 #endif
     int rc = REDKV_OK;
-    /* the key is kept to send a renewal again after NOSCRIPT, and for the cache to forget */
+    /* the key is kept to send a renewal or count again after NOSCRIPT, and for the cache */
     if (KEEPS_KEY(cl, kind) && resp_buf_reserve(&op->key, a->klen ? a->klen : 1))
         rc = rk_error(REDKV_ENOMEM, "out of memory");
     else if (KEEPS_KEY(cl, kind) && a->klen)

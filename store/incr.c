@@ -35,13 +35,14 @@ int redkv_incr(redkv *s, const void *key, size_t klen, int64_t delta, int64_t ex
     return rc ? rc : rk_run_op(s, OP_INCR_SHA, &a, value);
 }
 
-/* Always the script's text, as a renewing get_async does: with requests pipelined, a
-   NOSCRIPT answer could not be resent without reordering them. */
+/* By EVALSHA, as a renewing get_async: the script is loaded on each connection before its
+   first count, and a NOSCRIPT answer (SCRIPT FLUSH, a failover) sends the count again with
+   the text, callbacks kept in order (store/async.c). */
 int redkv_incr_async(redkv *s, const void *key, size_t klen, int64_t delta,
                      int64_t expires_in_ms, redkv_cb *cb, void *arg)
 {
     char digits[24];
     rk_args a;
     int rc = incr_args(s, key, klen, delta, expires_in_ms, digits, &a);
-    return rc ? rc : rk_queue_op(s, OP_INCR_EVAL, &a, cb, arg);
+    return rc ? rc : rk_queue_op(s, OP_INCR_SHA, &a, cb, arg);
 }

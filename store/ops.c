@@ -111,13 +111,25 @@ static int encode_renew(resp_buf *out, const redkv *s, const rk_args *a, int by_
     return encode_script(out, s, a, by_sha, RENEW_SHA, RENEW_SCRIPT, sizeof RENEW_SCRIPT - 1, 0);
 }
 
-/* SCRIPT LOAD of the renew script: queued on an asynchronous connection before its first
-   EVALSHA, so that a pipeline of renewals never meets NOSCRIPT on a new connection. */
-static int encode_script_load(resp_buf *out, const void *arg)
+/* SCRIPT LOAD of a script: queued on an asynchronous connection before its first EVALSHA of
+   that script, so that a pipeline of renewals or counts never meets NOSCRIPT on a new
+   connection. */
+static int encode_load(resp_buf *out, const char *text, size_t tlen)
+{
+    return resp_encode_header(out, 3) | resp_encode_arg(out, "SCRIPT", 6) |
+           resp_encode_arg(out, "LOAD", 4) | resp_encode_arg(out, text, tlen);
+}
+
+static int encode_renew_load(resp_buf *out, const void *arg)
 {
     (void)arg;
-    return resp_encode_header(out, 3) | resp_encode_arg(out, "SCRIPT", 6) |
-           resp_encode_arg(out, "LOAD", 4) | resp_encode_arg(out, RENEW_SCRIPT, sizeof RENEW_SCRIPT - 1);
+    return encode_load(out, RENEW_SCRIPT, sizeof RENEW_SCRIPT - 1);
+}
+
+static int encode_incr_load(resp_buf *out, const void *arg)
+{
+    (void)arg;
+    return encode_load(out, INCR_SCRIPT, sizeof INCR_SCRIPT - 1);
 }
 
 /* EVALSHA or EVAL of the counter script: key, delta (a->val, decimal), window (a->ms). */
@@ -159,7 +171,8 @@ void rk_op_cmd_init(rk_op_cmd *oc, const redkv *s, enum rk_kind kind, const rk_a
     oc->cmd.key = a->key;
     oc->cmd.klen = a->klen;
     oc->cmd.keyless = kind == OP_PING;
-    oc->cmd.prelude = kind == OP_RENEW_SHA ? encode_script_load : NULL;
+    oc->cmd.prelude = kind == OP_RENEW_SHA ? encode_renew_load :
+                      kind == OP_INCR_SHA ? encode_incr_load : NULL;
 }
 
 static void read_value(const resp_reply *r, rk_result *res)
@@ -215,14 +228,16 @@ static void read_error(enum rk_kind kind, const resp_reply *r, rk_result *res)
     rk_redact(text, sizeof text, r->str, r->len, NULL);
     res->noscript = rk_eval_kind(kind) != kind && reply_starts(r, "NOSCRIPT");
     int renew = kind == OP_RENEW_SHA || kind == OP_RENEW_EVAL;
-    if (renew && (reply_starts(r, "NOPERM") || reply_starts(r, "ERR unknown command")))
-        res->status = rk_error(REDKV_ESERVER, "renewal (get with renew_for_ms) needs scripting "
-                               "(EVALSHA and EVAL), which the server refuses: %s", text);
+    int count = kind == OP_INCR_SHA || kind == OP_INCR_EVAL;
+    if ((renew || count) && (reply_starts(r, "NOPERM") || reply_starts(r, "ERR unknown command")))
+        res->status = rk_error(REDKV_ESERVER, "%s needs scripting (EVALSHA and EVAL), which the "
+                               "server refuses: %s", renew ? "renewal (get with renew_for_ms)" :
+                               "incr", text);
     else if (rk_refusal(r->str, r->len))
         res->status = rk_error(REDKV_ECONN, "the server refused the connection: %s", text);
     else if (reply_starts(r, "NOAUTH") || reply_starts(r, "WRONGPASS"))
         res->status = rk_error(REDKV_EAUTH, "not authenticated: %s", text);
-    else if (kind == OP_INCR_SHA || kind == OP_INCR_EVAL)   /* INCRBY's error, in the script's */
+    else if (count)                    /* INCRBY's error, in the script's */
         res->status = rk_error(REDKV_ESERVER, "incr: %s: %s", strstr(text, "not an integer") ?
                                "the key's value is not an integer" : "server error", text);
     else

@@ -192,6 +192,50 @@ Test(incr, async_gives_each_new_value_in_order)
     cr_assert(ttl > 0 && ttl <= 60000, "%lld", ttl);
 }
 
+/* Async counts go by EVALSHA (the script's 40-byte SHA1, loaded on the connection first): a
+   SCRIPT FLUSH between them gives NOSCRIPT mid-pipeline, and the counts are sent again with
+   the text, each counted once, callbacks in the order of the requests. */
+Test(incr, async_counts_by_sha_and_ride_through_noscript_in_order)
+{
+    char out[8192];
+    counts c = {0};
+    cr_assert_eq(redkv_incr_async(st, "a", 1, 1, 0, on_count, &c), 0);   /* loads the script */
+    drive(st, 10000);
+    SRV(&srv, out, "INFO", "commandstats");
+    cr_assert(strstr(out, "cmdstat_evalsha:") && !strstr(out, "cmdstat_eval:"),
+              "the first count went by EVALSHA, its script loaded before it: %s", out);
+    SRV(&srv, out, "SCRIPT", "FLUSH");
+    cr_assert_eq(redkv_incr_async(st, "a", 1, 10, 0, on_count, &c), 0);  /* NOSCRIPT: again */
+    cr_assert_eq(redkv_get_async(st, "a", 1, 0, on_count, &c), 0);
+    cr_assert_eq(redkv_incr_async(st, "a", 1, 100, 0, on_count, &c), 0); /* NOSCRIPT too */
+    cr_assert_eq(redkv_exists_async(st, "a", 1, on_count, &c), 0);
+    drive(st, 10000);
+    cr_assert_eq(c.calls, 5);
+    for (int i = 0; i < 5; i++)
+        cr_assert_eq(c.status[i], REDKV_OK, "call %d: %d", i, c.status[i]);
+    cr_expect_eq(c.n[0], 1);
+    cr_expect_eq(c.n[1], 11, "the resent count came back in its place");
+    cr_expect_eq(c.n[3], 111, "each count applied once");
+    cr_expect_eq(c.n[4], 1, "exists came last");
+    cr_assert_eq(SRV_NUM(&srv, "GET", "LITESTAR:a"), 111);
+}
+
+Test(incr, without_scripting_says_so)
+{
+    char out[128];
+    counts c = {0};
+    int64_t v = 0;
+    SRV(&srv, out, "ACL", "SETUSER", "default", "-@scripting");
+    cr_assert_eq(redkv_incr(st, "a", 1, 1, 0, &v), REDKV_ESERVER);
+    cr_expect(strstr(redkv_last_error(), "incr needs scripting") != NULL, "%s", redkv_last_error());
+    cr_assert_eq(redkv_incr_async(st, "a", 1, 1, 0, on_count, &c), 0);
+    drive(st, 10000);
+    cr_assert_eq(c.calls, 1);
+    cr_assert_eq(c.status[0], REDKV_ESERVER);
+    cr_expect(strstr(redkv_last_error(), "incr needs scripting") != NULL, "%s", redkv_last_error());
+    SRV(&srv, out, "ACL", "SETUSER", "default", "+@all");
+}
+
 /* ---- the command-line tool ----------------------------------------------------------------- */
 
 /* Runs `redkv -u <srv> ARGS`; its exit status, and its first output line in out. */
