@@ -243,6 +243,45 @@ static void drive(redkv *s, int limit_ms)
     }
 }
 
+/* Async renewals and counts go by EVALSHA on every master: each node's connection has both
+   scripts loaded ahead of its first renewal and its first count (two preludes), so no EVAL
+   reaches any master. */
+Test(cluster, async_renewals_and_counts_go_by_sha_on_every_master)
+{
+    redkv *s = open_cluster(cluster_url, "SHA", 3000);
+    cr_assert_not_null(s);
+    enum { N = 60 };
+    static outcome o[N][3];
+    char key[32], out[8192];
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "s%d", i);
+        cr_assert_eq(redkv_set_async(s, key, strlen(key), "v", 1, 60000, 0, note, &o[i][0]), 0);
+    }
+    drive(s, 10000);
+    for (int i = 0; i < N; i++) {
+        snprintf(key, sizeof key, "s%d", i);
+        cr_assert_eq(redkv_get_async(s, key, strlen(key), 120000, note, &o[i][1]), 0);
+        cr_assert_eq(redkv_incr_async(s, key + 1, strlen(key + 1), i + 1, 60000, note, &o[i][2]),
+                     0);
+    }
+    drive(s, 10000);
+    cr_assert_eq(redkv_pending(s), 0);
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < 3; k++)
+            cr_assert(o[i][k].calls == 1 && o[i][k].status == REDKV_OK, "%d/%d: %d calls, %d",
+                      i, k, o[i][k].calls, o[i][k].status);
+        cr_assert_str_eq(o[i][1].val, "v");
+        cr_assert_eq(o[i][2].n, i + 1, "counter %d", i);
+    }
+    for (int i = 0; i < NODES; i++)
+        if (cluster_is_master(&cluster_node[i])) {
+            SRV(&cluster_node[i], out, "INFO", "commandstats");
+            cr_assert(strstr(out, "cmdstat_evalsha:") && !strstr(out, "cmdstat_eval:"),
+                      "node %d: %s", i, out);
+        }
+    redkv_close(s);
+}
+
 Test(cluster, async_operations_over_all_slots_through_one_descriptor)
 {
     redkv *s = open_cluster(cluster_url, "AS", 3000);
