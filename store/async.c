@@ -84,8 +84,9 @@ static void recycle(rk_client *cl, rk_op *op)
     cl->free_ops = op;
 }
 
-/* Kinds sent by EVALSHA: their key (and delta) are kept to send them again after NOSCRIPT. */
-#define BY_SHA(kind) ((kind) == OP_RENEW_SHA || (kind) == OP_INCR_SHA)
+/* Kinds sent by EVALSHA (those with an EVAL form, ops.c): their key (and delta) are kept to
+   send them again after NOSCRIPT. */
+#define BY_SHA(kind) (rk_eval_kind(kind) != (kind))
 
 #ifndef REDKV_NO_CACHE
 /* Writes the cache must forget the key of when they are done (renewals and counts too). */
