@@ -216,25 +216,28 @@ int rk_pool_share(rk_pool *p, int64_t deadline, rk_conn **out)
     return take(p, 0, deadline, out);
 }
 
-/* The last sharer out of a connection, or its borrower, wakes whoever waits to borrow one
-   (the waiter registered under the lock before it looked: it cannot miss this). */
-void rk_pool_unshare(rk_pool *p, rk_conn *c)
+/* Wakes the callers waiting in take(), if any (a waiter registers under the lock before it
+   looks: it cannot miss this). */
+static void wake_takers(rk_pool *p)
 {
-    if (__atomic_sub_fetch(&c->users, 1, __ATOMIC_SEQ_CST) == 0 && LOAD(p->waiting)) {
+    if (LOAD(p->waiting)) {
         pthread_mutex_lock(&p->lock);
         pthread_cond_broadcast(&p->freed);
         pthread_mutex_unlock(&p->lock);
     }
 }
 
+/* The last sharer out of a connection, or its borrower, wakes whoever waits to borrow one. */
+void rk_pool_unshare(rk_pool *p, rk_conn *c)
+{
+    if (__atomic_sub_fetch(&c->users, 1, __ATOMIC_SEQ_CST) == 0)
+        wake_takers(p);
+}
+
 void rk_pool_put(rk_pool *p, rk_conn *c)
 {
     STORE(c->lent, 0);
-    if (LOAD(p->waiting)) {
-        pthread_mutex_lock(&p->lock);
-        pthread_cond_broadcast(&p->freed);
-        pthread_mutex_unlock(&p->lock);
-    }
+    wake_takers(p);
 }
 
 int rk_pool_get(rk_pool *p, int64_t deadline, rk_conn **out) { return take(p, 1, deadline, out); }
