@@ -672,16 +672,16 @@ static void release_held_areqs(rk_router *r)
     }
 }
 
+static void map_read_end(rk_router *r);
+
 static void fail_held_areqs(rk_router *r)
 {
     while (r->held) {
         rk_areq *a = unhold_areq(r);
         a->done(&a->req, a->req.status = REDKV_ECONN, NULL);
     }
-    if (r->reading) {                  /* its request was failed with the connections */
-        rk_map_read_free(r->reading);
-        r->reading = NULL;
-    }
+    if (r->reading)                    /* its request was failed with the connections */
+        map_read_end(r);
 }
 
 /* ---- reading the map without blocking ---------------------------------------------------------- */
