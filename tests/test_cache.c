@@ -34,16 +34,21 @@
 static test_server srv;
 static redkv *st;
 
-static redkv *open_cached(size_t bytes)
+/* A store on url with a cache of bytes; ns and timeout_ms as in redkv_options (NULL, 0:
+   the defaults). */
+static redkv *open_cached_at(const char *url, const char *ns, int timeout_ms, size_t bytes)
 {
     redkv_options o = {0};
     redkv *s = NULL;
-    o.url = srv.url;
-    o.command_timeout_ms = 5000;
+    o.url = url;
+    o.ns = ns;
+    o.command_timeout_ms = timeout_ms;
     o.cache_bytes = bytes;
     cr_assert_eq(redkv_open(&s, &o), REDKV_OK, "%s", redkv_last_error());
     return s;
 }
+
+static redkv *open_cached(size_t bytes) { return open_cached_at(srv.url, NULL, 5000, bytes); }
 
 static void up(void)
 {
@@ -481,11 +486,7 @@ Test(cache_alloc, async_hits_allocate_nothing, .timeout = 60)
     int calls = 0;
     cr_assert_eq(srv_start(&own, NULL), 0);
     redkv_set_allocator(count_malloc, count_realloc, free);
-    redkv_options o = {0};
-    redkv *s;
-    o.url = own.url;
-    o.cache_bytes = 1 << 20;
-    cr_assert_eq(redkv_open(&s, &o), REDKV_OK);
+    redkv *s = open_cached_at(own.url, NULL, 0, 1 << 20);
     cr_assert_eq(redkv_set(s, "k", 1, "0123456789abcdef0123456789abcdef", 32, 0, 0), REDKV_OK);
     cr_assert_str_eq(get_str(s, "k"), "0123456789abcdef0123456789abcdef");
     for (int round = 0; round < 2; round++) {
@@ -561,12 +562,8 @@ Test(cache, server_without_hello_falls_back)
     test_server old;
     const char *const extra[] = {"--rename-command", "HELLO", "", NULL};
     cr_assert_eq(srv_start(&old, extra), 0);
-    redkv_options o = {0};
-    redkv *s;
+    redkv *s = open_cached_at(old.url, NULL, 0, 1 << 20);
     char out[64];
-    o.url = old.url;
-    o.cache_bytes = 1 << 20;
-    cr_assert_eq(redkv_open(&s, &o), REDKV_OK);
     cr_assert_eq(set_str(s, "k", "v1", 0), REDKV_OK);
     cr_assert_str_eq(get_str(s, "k"), "v1");
     SRV(&old, out, "SET", "LITESTAR:k", "v2");
@@ -615,17 +612,7 @@ static void key_per_master(char keys[3][16], test_server *masters[3])
     cr_assert_eq(found, 3, "a key on each master");
 }
 
-static redkv *open_cached_cluster(void)
-{
-    redkv_options o = {0};
-    redkv *s = NULL;
-    o.url = cluster_url;
-    o.ns = "C";
-    o.command_timeout_ms = 5000;
-    o.cache_bytes = 1 << 20;
-    cr_assert_eq(redkv_open(&s, &o), REDKV_OK, "%s", redkv_last_error());
-    return s;
-}
+static redkv *open_cached_cluster(void) { return open_cached_at(cluster_url, "C", 5000, 1 << 20); }
 
 /* The id of the RESP3 (tracking) connection on s, or -1. */
 static long long tracking_id_on(const test_server *s)
@@ -735,13 +722,7 @@ TestSuite(cache_sentinel, .init = sentinel_up, .fini = sentinel_stop, .timeout =
 Test(cache_sentinel, failover_empties_and_reads_the_new_master)
 {
     char out[256];
-    redkv_options o = {0};
-    redkv *s = NULL;
-    o.url = snt_url;
-    o.ns = "S";
-    o.command_timeout_ms = 8000;
-    o.cache_bytes = 1 << 20;
-    cr_assert_eq(redkv_open(&s, &o), REDKV_OK, "%s", redkv_last_error());
+    redkv *s = open_cached_at(snt_url, "S", 8000, 1 << 20);
     cr_assert_eq(set_str(s, "k", "v1", 0), REDKV_OK);
     cr_assert_str_eq(get_str(s, "k"), "v1");
     cr_assert_str_eq(get_str(s, "k"), "v1");
