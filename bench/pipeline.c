@@ -29,6 +29,8 @@ static const char *const PL_GOAL[NPL] = {">= 1.0x", ">= 1.5x", ">= 1.0x", ">= 1.
 static const double PL_GOAL_X[NPL] = {1.0, 1.5, 1.0, 1.0};
 #define NRB 2                       /* rows redis-benchmark runs too: SET, GET */
 #define RENEW_MS 1800000
+#define TEXT_(n) #n
+#define TEXT(n) TEXT_(n)                /* a number macro's digits, for hiredis's argv */
 static char g_pl_sha[41];           /* the renew script's, for hiredis's EVALSHA */
 static char g_incr_sha[41];         /* the counter script's */
 #define COUNTER "counter"           /* the incr row's one key */
@@ -106,15 +108,16 @@ static double hiredis_pipelined(redisContext *c, int op, long total)
             size_t klen;
             const char *k = bench_full_key((int)((i + j) % NKEYS), &klen);
             if (op == PL_RENEW) {
-                const char *argv[5] = {"EVALSHA", g_pl_sha, "1", k, "1800000"};
-                size_t lens[5] = {7, 40, 1, klen, 7};
+                const char *argv[5] = {"EVALSHA", g_pl_sha, "1", k, TEXT(RENEW_MS)};
+                size_t lens[5] = {7, 40, 1, klen, sizeof TEXT(RENEW_MS) - 1};
                 redisAppendCommandArgv(c, 5, argv, lens);
                 continue;
             }
             if (op == PL_INCR) {
                 const char *argv[6] = {"EVALSHA", g_incr_sha, "1", BENCH_NS ":" COUNTER, "1",
-                                       "60000"};
-                size_t lens[6] = {7, 40, 1, sizeof BENCH_NS ":" COUNTER - 1, 1, 5};
+                                       TEXT(WINDOW_MS)};
+                size_t lens[6] = {7, 40, 1, sizeof BENCH_NS ":" COUNTER - 1, 1,
+                                  sizeof TEXT(WINDOW_MS) - 1};
                 redisAppendCommandArgv(c, 6, argv, lens);
                 continue;
             }
